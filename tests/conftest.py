@@ -1,0 +1,20 @@
+"""Test-wide settings: keep every cache inside pytest's temporary folders."""
+
+import os
+
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def isolated_cache(tmp_path_factory):
+    """No test reads or writes the user's ~/.cache/emoaug; the session shares one cache folder."""
+    cache = tmp_path_factory.mktemp("emoaug-cache")
+    old = {key: os.environ.get(key) for key in ("EMOAUG_CACHE", "EMOAUG_DATA")}
+    os.environ["EMOAUG_CACHE"] = str(cache)
+    os.environ.pop("EMOAUG_DATA", None)
+    yield cache
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
