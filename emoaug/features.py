@@ -1,0 +1,572 @@
+"""The audio front end: fixed-length clips -> log-mel spectrograms (dB) -> cache -> normalised FeatureSet.
+
+Two implementations of the same log-mel transform live here:
+
+* :func:`logmel_librosa` is the reference, with every librosa parameter spelled out;
+* :func:`logmel_torch` is the batched path used for extraction (CPU or CUDA). It computes in float64
+  because a float32 ``torch.stft`` drifts by up to ~2e-3 dB from librosa on pure tones, while float64
+  stays within ~1e-5 dB (librosa's own float32 result is that accurate).
+
+Cached arrays are *unnormalised* dB values; normalisation statistics depend on the training fold and
+are therefore applied later by :class:`Normaliser`, never stored in the cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import EmoaugError
+from .featureset import FeatureSet
+
+log = logging.getLogger(__name__)
+
+# Bump when anything that changes cached values outside MelPreset changes (decoder, resampler,
+# STFT details): old cache directories then stop matching instead of silently being reused.
+FRONTEND_VERSION = 1
+
+LENGTH_MODES = ("pad", "center", "segment")
+NORMALISATIONS = ("zscore", "minmax", "none")
+
+# power_to_db settings shared by both implementations (librosa's defaults, written out).
+_AMIN = 1e-10
+_REF = 1.0
+
+
+# ----------------------------------------------------------------------------------------- presets
+@dataclass(frozen=True)
+class MelPreset:
+    """Every setting of the front end; two presets with equal fingerprints give identical dB arrays."""
+
+    name: str
+    sample_rate: int
+    n_fft: int
+    hop_length: int
+    win_length: int
+    n_mels: int
+    fmin: float
+    fmax: float
+    clip_seconds: float
+    length_mode: str  # "pad" | "center" | "segment"
+    n_frames: int | None = None  # None: 1 + n_samples // hop_length (center=True framing)
+    normalisation: str = "zscore"  # "zscore" | "minmax" | "none"
+    top_db: float = 80.0
+    peak_normalise: bool = True
+
+    def __post_init__(self):
+        if self.length_mode not in LENGTH_MODES:
+            raise EmoaugError(f"preset {self.name!r}: length_mode must be one of {LENGTH_MODES}, "
+                              f"got {self.length_mode!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise EmoaugError(f"preset {self.name!r}: normalisation must be one of {NORMALISATIONS}, "
+                              f"got {self.normalisation!r}")
+        positive = {"sample_rate": self.sample_rate, "n_fft": self.n_fft, "hop_length": self.hop_length,
+                    "win_length": self.win_length, "n_mels": self.n_mels, "clip_seconds": self.clip_seconds,
+                    "top_db": self.top_db}
+        for field_name, value in positive.items():
+            if not value > 0:
+                raise EmoaugError(f"preset {self.name!r}: {field_name} must be positive, got {value!r}")
+        if self.win_length > self.n_fft:
+            raise EmoaugError(f"preset {self.name!r}: win_length {self.win_length} exceeds n_fft {self.n_fft}")
+        if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
+            raise EmoaugError(f"preset {self.name!r}: need 0 <= fmin < fmax <= sample_rate/2, "
+                              f"got fmin={self.fmin} fmax={self.fmax}")
+        if self.n_frames is not None and self.n_frames < 1:
+            raise EmoaugError(f"preset {self.name!r}: n_frames must be >= 1 or None, got {self.n_frames}")
+
+    @property
+    def n_samples(self) -> int:
+        """Samples in one clip / segment."""
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def frames(self) -> int:
+        """Frames per clip after cropping/padding (the T of every [S, M, T] array)."""
+        if self.n_frames is not None:
+            return int(self.n_frames)
+        return 1 + self.n_samples // self.hop_length
+
+    def fingerprint(self) -> str:
+        """sha1 of the settings that change the cached (unnormalised) dB values.
+
+        ``name`` and ``normalisation`` are left out: renaming a preset or normalising differently
+        does not change what is stored.
+        """
+        relevant = {key: value for key, value in self.to_dict().items() if key not in ("name", "normalisation")}
+        relevant["frontend_version"] = FRONTEND_VERSION
+        blob = json.dumps(relevant, sort_keys=True, default=str).encode()
+        return hashlib.sha1(blob).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, MelPreset] = {
+    # Kim & Lee 2024, sec. 4.1 / Tables 2 and 4: 22050 Hz (printed as 22025), STFT window 1024, hop 256,
+    # 80 mel bins, clips zero-padded to 10 s, z-score normalisation. Their Table 4 lists 861 frames; at
+    # 22050 Hz centred framing gives 1 + 220500 // 256 = 862 (861 would follow from the printed 22025 Hz),
+    # so we keep the derived count. fmin/fmax are not reported; 0-8 kHz follows the usual HiFi-GAN setup.
+    "kim2024": MelPreset(name="kim2024", sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024,
+                         n_mels=80, fmin=0.0, fmax=8000.0, clip_seconds=10.0, length_mode="pad",
+                         n_frames=None, normalisation="zscore"),
+    # Malik et al. 2023: n_fft 1024, hop 256, window 1024, 80 bands 0-8 kHz scaled to [-1, 1]; utterances
+    # cut into 3 s segments (shorter ones zero-padded) giving 80 x 256 inputs, so frames are cropped to 256.
+    "malik2023": MelPreset(name="malik2023", sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024,
+                           n_mels=80, fmin=0.0, fmax=8000.0, clip_seconds=3.0, length_mode="segment",
+                           n_frames=256, normalisation="minmax"),
+    # EmoGen README (see reference/emogen_readme_claims.csv): 22050 Hz, n_fft 2048, hop 512, 128 mel bands
+    # 20-8000 Hz, 4 s centre-crop or zero-pad, peak normalisation.
+    "emogen": MelPreset(name="emogen", sample_rate=22050, n_fft=2048, hop_length=512, win_length=2048,
+                        n_mels=128, fmin=20.0, fmax=8000.0, clip_seconds=4.0, length_mode="center",
+                        n_frames=None, normalisation="minmax"),
+}
+
+
+def get_preset(name: str) -> MelPreset:
+    if name not in PRESETS:
+        raise EmoaugError(f"--preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    return PRESETS[name]
+
+
+# ------------------------------------------------------------------------------------ clip length
+def fix_length(y: np.ndarray, preset: MelPreset) -> np.ndarray:
+    """Cut or zero-pad a mono signal to clips of ``preset.n_samples``; returns float32 [S, n_samples]."""
+    y = np.asarray(y, dtype=np.float32)
+    if y.ndim != 1:
+        raise ValueError(f"fix_length expects a 1-D mono signal, got shape {y.shape}")
+    if y.size == 0:
+        raise ValueError("fix_length: empty signal")
+    n = preset.n_samples
+    if preset.length_mode == "pad":
+        return _pad_end(y[:n], n)[None, :]
+    if preset.length_mode == "center":
+        return _center(y, n)[None, :]
+    return _segments(y, n)
+
+
+def _pad_end(y: np.ndarray, n: int) -> np.ndarray:
+    return np.pad(y, (0, n - y.size), mode="constant")
+
+
+def _center(y: np.ndarray, n: int) -> np.ndarray:
+    if y.size >= n:
+        start = (y.size - n) // 2
+        return y[start:start + n]
+    left = (n - y.size) // 2
+    return np.pad(y, (left, n - y.size - left), mode="constant")
+
+
+def _segments(y: np.ndarray, n: int) -> np.ndarray:
+    """Non-overlapping segments; a trailing partial one is kept (zero-padded) if >= half a segment
+    or if it is all there is, so no utterance ever disappears."""
+    n_full, remainder = divmod(y.size, n)
+    parts = [y[k * n:(k + 1) * n] for k in range(n_full)]
+    if remainder and (2 * remainder >= n or n_full == 0):
+        parts.append(_pad_end(y[n_full * n:], n))
+    return np.stack(parts)
+
+
+# ------------------------------------------------------------------------------------ log-mel
+def logmel_librosa(segments: np.ndarray, preset: MelPreset) -> np.ndarray:
+    """Reference log-mel: [S, N] (or [N]) float signal -> [S, n_mels, frames] float32 dB."""
+    import librosa
+
+    segments = np.atleast_2d(np.asarray(segments, dtype=np.float32))
+    out = []
+    for segment in segments:
+        power = librosa.feature.melspectrogram(
+            y=segment, sr=preset.sample_rate, n_fft=preset.n_fft, hop_length=preset.hop_length,
+            win_length=preset.win_length, window="hann", center=True, pad_mode="constant", power=2.0,
+            n_mels=preset.n_mels, fmin=preset.fmin, fmax=preset.fmax, htk=False, norm="slaney")
+        power = _fix_frames_np(power, preset.frames)
+        out.append(librosa.power_to_db(power, ref=_REF, amin=_AMIN, top_db=preset.top_db))
+    return np.stack(out).astype(np.float32)
+
+
+def _fix_frames_np(power: np.ndarray, n_frames: int) -> np.ndarray:
+    # Cropping/padding happens on power, before dB: zero power frames then behave exactly like
+    # silence (they sit at the top_db floor), and the top_db reference is the max of kept frames.
+    if power.shape[-1] >= n_frames:
+        return power[..., :n_frames]
+    return np.pad(power, [(0, 0)] * (power.ndim - 1) + [(0, n_frames - power.shape[-1])], mode="constant")
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filterbank(preset: MelPreset) -> np.ndarray:
+    """Slaney-normalised mel filterbank [n_mels, 1 + n_fft // 2] (read-only), identical to librosa's."""
+    import librosa
+
+    basis = librosa.filters.mel(sr=preset.sample_rate, n_fft=preset.n_fft, n_mels=preset.n_mels,
+                                fmin=preset.fmin, fmax=preset.fmax, htk=False, norm="slaney")
+    basis.flags.writeable = False  # shared between calls through the cache
+    return basis
+
+
+def logmel_torch(batch: np.ndarray | torch.Tensor, preset: MelPreset,
+                 device: str | torch.device = "cpu") -> torch.Tensor:
+    """Batched log-mel: [B, N] (or [N]) signal -> [B, n_mels, frames] float32 dB on ``device``."""
+    device = _as_device(device)
+    x = torch.as_tensor(batch).to(device=device, dtype=torch.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    window = torch.hann_window(preset.win_length, periodic=True, dtype=torch.float64, device=device)
+    spec = torch.stft(x, n_fft=preset.n_fft, hop_length=preset.hop_length, win_length=preset.win_length,
+                      window=window, center=True, pad_mode="constant", normalized=False, onesided=True,
+                      return_complex=True)
+    power = spec.real.square() + spec.imag.square()  # [B, F, T]
+    basis = torch.tensor(mel_filterbank(preset), dtype=torch.float64, device=device)  # a copy
+    mel = torch.matmul(basis, power)  # [B, M, T]
+    mel = _fix_frames_torch(mel, preset.frames)
+    return _power_to_db_torch(mel, preset.top_db).to(torch.float32)
+
+
+def _fix_frames_torch(power: torch.Tensor, n_frames: int) -> torch.Tensor:
+    if power.shape[-1] >= n_frames:
+        return power[..., :n_frames]
+    return torch.nn.functional.pad(power, (0, n_frames - power.shape[-1]), mode="constant", value=0.0)
+
+
+def _power_to_db_torch(power: torch.Tensor, top_db: float) -> torch.Tensor:
+    """librosa.power_to_db(S, ref=1.0, amin=1e-10, top_db) applied to each item of the batch."""
+    db = 10.0 * torch.log10(power.clamp_min(_AMIN)) - 10.0 * np.log10(max(_AMIN, _REF))
+    floor = db.amax(dim=(-2, -1), keepdim=True) - top_db
+    return torch.maximum(db, floor)
+
+
+def _as_device(device: str | torch.device) -> torch.device:
+    if isinstance(device, torch.device):
+        return device
+    from .devices import resolve_device
+
+    return resolve_device(device)
+
+
+# ------------------------------------------------------------------------------------ cache
+_HEX = re.compile(r"[0-9a-f]{8,128}")
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("EMOAUG_CACHE") or Path.home() / ".cache" / "emoaug")
+
+
+class FeatureCache:
+    """On-disk dB arrays keyed by audio content hash and preset fingerprint.
+
+    Layout: ``<root>/features/<preset.name>-<fingerprint[:12]>/<sha[:2]>/<sha>.npy``. Writes are atomic
+    (temporary file in the same folder, then ``os.replace``), so a killed run never leaves a partial
+    file under a final name; a file that still fails to load or has the wrong shape counts as a miss.
+    """
+
+    def __init__(self, root: str | os.PathLike | None, preset: MelPreset):
+        self.root = Path(root).expanduser() if root is not None else default_cache_root()
+        self.preset = preset
+        self.directory = self.root / "features" / f"{preset.name}-{preset.fingerprint()[:12]}"
+
+    def path_for(self, sha1: str) -> Path:
+        sha1 = str(sha1).lower()
+        if not _HEX.fullmatch(sha1):  # the key becomes a path: never let it contain separators
+            raise ValueError(f"FeatureCache: invalid content hash {sha1!r}")
+        return self.directory / sha1[:2] / f"{sha1}.npy"
+
+    def get(self, sha1: str) -> np.ndarray | None:
+        path = self.path_for(sha1)
+        if not path.is_file():
+            return None
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            log.warning("feature cache: unreadable %s (%s); recomputing", path, err)
+            return None
+        if not self._valid(array):
+            log.warning("feature cache: %s has shape %s dtype %s; recomputing", path, array.shape, array.dtype)
+            return None
+        return array
+
+    def _valid(self, array: np.ndarray) -> bool:
+        return (array.dtype == np.float32 and array.ndim == 3 and array.shape[0] >= 1
+                and array.shape[1:] == (self.preset.n_mels, self.preset.frames)
+                and bool(np.isfinite(array).all()))
+
+    def put(self, sha1: str, array: np.ndarray) -> Path:
+        path = self.path_for(sha1)
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if not self._valid(array):
+            raise ValueError(f"FeatureCache.put: array of shape {array.shape} does not fit preset "
+                             f"{self.preset.name!r}")
+        self._write_preset_once()
+        _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+        return path
+
+    def _write_preset_once(self) -> None:
+        # A human-readable record of what the folder holds; the fingerprint is the real key.
+        info = self.directory / "preset.json"
+        if not info.exists():
+            text = json.dumps({**self.preset.to_dict(), "fingerprint": self.preset.fingerprint(),
+                               "frontend_version": FRONTEND_VERSION}, indent=2)
+            _atomic_write(info, lambda handle: handle.write(text.encode()))
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+# ------------------------------------------------------------------------------------ extraction
+def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCache | None = None,
+                     device: str | torch.device = "cpu", batch_size: int = 32,
+                     progress: bool = False) -> dict[str, np.ndarray]:
+    """item_id -> float32 [S, n_mels, frames] dB for every row of ``items`` (item_id, path, sha1).
+
+    Cache hits never touch the audio. Misses are decoded with ``emoaug.audio.load_mono``, cut with
+    :func:`fix_length` and pushed through :func:`logmel_torch` ``batch_size`` segments at a time.
+    Files with the same sha1 are decoded once.
+    """
+    _check_items(items, need_sha1=cache is not None)
+    if batch_size < 1:
+        raise ValueError(f"extract_features: batch_size must be >= 1, got {batch_size}")
+    if cache is not None and cache.preset.fingerprint() != preset.fingerprint():
+        raise ValueError(f"extract_features: cache is for preset {cache.preset.name!r}, not {preset.name!r}")
+    device = _as_device(device)
+    groups = _group_by_content(items)  # content key -> (path, sha1, [item_id, ...])
+    results: dict[str, np.ndarray] = {}
+    with _progress_bar(len(items), f"log-mel {preset.name}", progress) as bar:
+        misses = []
+        for key, (path, sha1, ids) in groups.items():
+            cached = cache.get(sha1) if cache is not None else None
+            if cached is None:
+                misses.append(key)
+                continue
+            for item_id in ids:
+                results[item_id] = cached
+            bar.update(len(ids))
+        for key, array in _compute(misses, groups, preset, device, batch_size):
+            path, sha1, ids = groups[key]
+            if cache is not None:
+                cache.put(sha1, array)
+            for item_id in ids:
+                results[item_id] = array
+            bar.update(len(ids))
+    return {str(item_id): results[str(item_id)] for item_id in items["item_id"]}
+
+
+def _check_items(items: pd.DataFrame, *, need_sha1: bool) -> None:
+    required = ["item_id", "path"] + (["sha1"] if need_sha1 else [])
+    missing = [column for column in required if column not in items.columns]
+    if missing:
+        raise ValueError(f"extract_features: items lack column(s) {missing}")
+    if items["item_id"].duplicated().any():
+        duplicate = items.loc[items["item_id"].duplicated(), "item_id"].iloc[0]
+        raise ValueError(f"extract_features: duplicate item_id {duplicate!r}")
+    if need_sha1:
+        for path, sha1 in zip(items["path"], items["sha1"]):
+            if not isinstance(sha1, str) or not _HEX.fullmatch(sha1.lower()):
+                raise EmoaugError(f"{path}: manifest sha1 {sha1!r} is not a hex digest; cannot use the feature cache")
+
+
+def _group_by_content(items: pd.DataFrame) -> dict[str, tuple[str, str, list[str]]]:
+    groups: dict[str, tuple[str, str, list[str]]] = {}
+    has_sha1 = "sha1" in items.columns
+    for row in items.itertuples(index=False):
+        sha1 = str(row.sha1).lower() if has_sha1 and isinstance(row.sha1, str) and row.sha1 else ""
+        key = f"sha1:{sha1}" if sha1 else f"item:{row.item_id}"
+        if key not in groups:
+            groups[key] = (str(row.path), sha1, [])
+        groups[key][2].append(str(row.item_id))
+    return groups
+
+
+def _compute(keys: Sequence[str], groups: Mapping[str, tuple[str, str, list[str]]], preset: MelPreset,
+             device: torch.device, batch_size: int) -> Iterable[tuple[str, np.ndarray]]:
+    """Yield (content key, [S, M, T]) for each key; segments of several files share a batch."""
+    from .audio import load_mono  # lazy: decoding is only needed on cache misses
+
+    pending: list[tuple[str, np.ndarray]] = []  # files whose segments are waiting for a batch
+    n_pending = 0
+    for key in keys:
+        signal = load_mono(groups[key][0], preset.sample_rate, peak_normalise=preset.peak_normalise)
+        segments = fix_length(signal, preset)
+        pending.append((key, segments))
+        n_pending += segments.shape[0]
+        if n_pending >= batch_size:
+            yield from _run_batch(pending, preset, device)
+            pending, n_pending = [], 0
+    if pending:
+        yield from _run_batch(pending, preset, device)
+
+
+def _run_batch(pending: list[tuple[str, np.ndarray]], preset: MelPreset,
+               device: torch.device) -> Iterable[tuple[str, np.ndarray]]:
+    batch = np.concatenate([segments for _, segments in pending])
+    with torch.no_grad():
+        db = logmel_torch(batch, preset, device).cpu().numpy()
+    start = 0
+    for key, segments in pending:
+        stop = start + segments.shape[0]
+        yield key, np.ascontiguousarray(db[start:stop])
+        start = stop
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="file", disable=not (enabled and sys.stderr.isatty()))
+
+
+# ------------------------------------------------------------------------------------ normalisation
+class Normaliser:
+    """Per-fold feature scaling whose statistics come only from the arrays given to :meth:`fit`.
+
+    * ``zscore``: per mel band, mean and (population) std over every frame of every training row;
+    * ``minmax``: the global training min/max mapped to [-1, 1] (other folds may fall outside it);
+    * ``none``: identity.
+    """
+
+    _EPS = 1e-8  # a band (or range) narrower than this is treated as constant: scale 1, no blow-up
+
+    def __init__(self, method: str = "zscore"):
+        if method not in NORMALISATIONS:
+            raise EmoaugError(f"normalisation: unknown method {method!r} (choose from {', '.join(NORMALISATIONS)})")
+        self.method = method
+        self.stats: dict[str, Any] = {}
+        self.shape: tuple[int, int] | None = None  # (n_mels, n_frames) seen in fit
+        self.n_rows = 0
+
+    @property
+    def fitted(self) -> bool:
+        return self.shape is not None
+
+    def fit(self, arrays: Sequence[np.ndarray]) -> Normaliser:
+        arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+        if not arrays:
+            raise ValueError("Normaliser.fit: no training arrays")
+        shapes = {a.shape[-2:] for a in arrays}
+        if len(shapes) != 1 or any(a.ndim != 3 for a in arrays):
+            raise ValueError(f"Normaliser.fit: expected [S, M, T] arrays of one (M, T), got {sorted(shapes)}")
+        self.shape = tuple(int(d) for d in shapes.pop())
+        self.n_rows = int(sum(a.shape[0] for a in arrays))
+        if self.method == "zscore":
+            self.stats = self._zscore_stats(arrays)
+        elif self.method == "minmax":
+            self.stats = {"min": float(min(a.min() for a in arrays)), "max": float(max(a.max() for a in arrays))}
+        else:
+            self.stats = {}
+        return self
+
+    @staticmethod
+    def _zscore_stats(arrays: list[np.ndarray]) -> dict[str, list[float]]:
+        # Two passes over the list (exact, no big concatenated copy of the fold in memory).
+        count = sum(a.shape[0] * a.shape[2] for a in arrays)
+        mean = sum(a.sum(axis=(0, 2)) for a in arrays) / count
+        var = sum(((a - mean[None, :, None]) ** 2).sum(axis=(0, 2)) for a in arrays) / count
+        return {"mean": mean.tolist(), "std": np.sqrt(var).tolist()}
+
+    def _scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
+        """(offset, scale) as [M, 1] arrays so that transform(x) = (x - offset) / scale."""
+        if self.method == "zscore":
+            std = np.asarray(self.stats["std"])
+            std = np.where(std < self._EPS, 1.0, std)
+            return np.asarray(self.stats["mean"])[:, None], std[:, None]
+        if self.method == "minmax":
+            low, high = self.stats["min"], self.stats["max"]
+            half_range = (high - low) / 2 if high - low >= self._EPS else 1.0
+            return np.array([[(high + low) / 2]]), np.array([[half_range]])
+        return np.zeros((1, 1)), np.ones((1, 1))
+
+    def transform(self, array: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        offset, scale = self._prepared(array)
+        return (array - offset) / scale
+
+    def inverse_transform(self, array: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        offset, scale = self._prepared(array)
+        return array * scale + offset
+
+    def _prepared(self, array):
+        if self.method != "none" and not self.fitted:
+            raise RuntimeError(f"Normaliser({self.method!r}) used before fit()")
+        if self.method == "zscore" and array.shape[-2] != len(self.stats["mean"]):
+            raise ValueError(f"Normaliser: array has {array.shape[-2]} mel bands, fitted on {len(self.stats['mean'])}")
+        offset, scale = self._scale_offset()
+        if isinstance(array, torch.Tensor):
+            return (torch.as_tensor(offset, dtype=array.dtype, device=array.device),
+                    torch.as_tensor(scale, dtype=array.dtype, device=array.device))
+        dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else np.float64
+        return offset.astype(dtype), scale.astype(dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "shape": list(self.shape) if self.shape else None,
+                "n_rows": self.n_rows, **self.stats}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Normaliser:
+        normaliser = cls(data["method"])
+        normaliser.shape = tuple(data["shape"]) if data.get("shape") else None
+        normaliser.n_rows = int(data.get("n_rows", 0))
+        normaliser.stats = {key: data[key] for key in ("mean", "std", "min", "max") if key in data}
+        return normaliser
+
+
+# ------------------------------------------------------------------------------------ feature sets
+def build_featureset(features: Mapping[str, np.ndarray], items: pd.DataFrame, labels: Sequence[str],
+                     normaliser: Normaliser) -> FeatureSet:
+    """One normalised row per segment of each item (in ``items`` order); y indexes ``labels``."""
+    labels = tuple(labels)
+    unknown = sorted(set(items["emotion"]) - set(labels))
+    if unknown:
+        raise ValueError(f"build_featureset: emotions {unknown} are not in labels {labels}")
+    if len(items) == 0:
+        return _empty_featureset(features, labels, normaliser)
+    has_speaker = "speaker" in items.columns
+    arrays, y, item_ids, speakers = [], [], [], []
+    for row in items.itertuples(index=False):
+        item_id = str(row.item_id)
+        if item_id not in features:
+            raise ValueError(f"build_featureset: no features for item {item_id!r}")
+        array = features[item_id]
+        n_rows = array.shape[0]
+        arrays.append(array)
+        y += [labels.index(row.emotion)] * n_rows
+        item_ids += [item_id] * n_rows
+        if has_speaker:
+            speakers += [str(row.speaker)] * n_rows
+    shapes = {a.shape[1:] for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError(f"build_featureset: items have different (n_mels, n_frames): {sorted(shapes)}")
+    x = normaliser.transform(np.concatenate(arrays).astype(np.float32))
+    return FeatureSet(x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+                      y=torch.tensor(y, dtype=torch.int64), labels=labels, item_ids=item_ids, speakers=speakers)
+
+
+def _empty_featureset(features: Mapping[str, np.ndarray], labels: tuple[str, ...],
+                      normaliser: Normaliser) -> FeatureSet:
+    # Keep (M, T) meaningful for an empty split so shape checks downstream still work.
+    if normaliser.shape is not None:
+        n_mels, n_frames = normaliser.shape
+    elif features:
+        n_mels, n_frames = next(iter(features.values())).shape[1:]
+    else:
+        n_mels, n_frames = 0, 0
+    return FeatureSet(x=torch.zeros((0, n_mels, n_frames)), y=torch.zeros(0, dtype=torch.int64),
+                      labels=labels, item_ids=[], speakers=[])
