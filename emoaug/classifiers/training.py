@@ -1,0 +1,309 @@
+"""Training loop shared by every classifier: seeded, deterministic, early stopping on item-level UA."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..devices import resolve_device
+from ..errors import EmoaugError
+from ..featureset import FeatureSet
+from ..metrics import classification_metrics
+from .cnn_blstm import cnn_blstm
+from .resnet import resnet50
+
+BUILDERS: dict[str, Callable[..., nn.Module]] = {"cnn_blstm": cnn_blstm, "resnet50": resnet50}
+CLASS_WEIGHTS = (None, "balanced")
+
+
+def available_classifiers() -> list[str]:
+    return sorted(BUILDERS)
+
+
+def get_builder(name: str) -> Callable[..., nn.Module]:
+    if name not in BUILDERS:
+        raise EmoaugError(f"--classifier: unknown classifier {name!r} (available: {', '.join(available_classifiers())})")
+    return BUILDERS[name]
+
+
+def build_model(name: str, *, n_mels: int, n_classes: int, **arch_kwargs: Any) -> nn.Module:
+    """Call the builder of ``name``; ``n_mels`` is passed only to builders that take it."""
+    builder = get_builder(name)
+    params = inspect.signature(builder).parameters
+    unknown = sorted(set(arch_kwargs) - set(params))
+    if unknown:
+        raise EmoaugError(f"--classifier: {name!r} has no option(s) {unknown}")
+    if "n_mels" in params:
+        return builder(n_mels, n_classes, **arch_kwargs)
+    return builder(n_classes, **arch_kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. ``patience`` counts epochs without a better validation UA (None = never stop early)."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 10
+    seed: int = 0
+    device: str = "cpu"
+    class_weight: str | None = None  # None or "balanced" (n / (n_classes * count), from the training rows)
+    max_grad_norm: float | None = None  # gradient clipping by global norm when set
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise EmoaugError(f"train config: epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise EmoaugError(f"train config: class_weight must be None or 'balanced', got {self.class_weight!r}")
+        if self.patience is not None and self.patience < 1:
+            raise EmoaugError(f"train config: patience must be >= 1 or None, got {self.patience}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(device: torch.device) -> Iterator[None]:
+    """Enable ``torch.use_deterministic_algorithms`` inside the block and restore the caller's setting.
+
+    On CPU it is strict. On CUDA some kernels used here (e.g. pooling backward) have no deterministic
+    version, so it only warns there: GPU runs are seeded but not bit-reproducible.
+    """
+    was_enabled = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch for model init and dropout without leaving the caller's global RNG changed."""
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def balanced_class_weights(y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """``n / (n_classes * count_c)`` as in scikit-learn; 0 for classes without training rows."""
+    counts = torch.bincount(y, minlength=n_classes).double()
+    weights = torch.zeros(n_classes, dtype=torch.float64)
+    present = counts > 0
+    weights[present] = len(y) / (int(present.sum()) * counts[present])
+    return weights.float()
+
+
+def aggregate_items(
+    proba: np.ndarray, item_ids: Sequence[str], y: np.ndarray | torch.Tensor, labels: Sequence[str]
+) -> pd.DataFrame:
+    """Average row (segment) probabilities per item, in order of first appearance, and take the argmax.
+
+    Returns columns ``item_id``, ``y_true``, ``y_pred`` (label strings) and ``prob_<label>``.
+    """
+    labels = list(labels)
+    y = np.asarray(y)
+    frame = pd.DataFrame(np.asarray(proba, dtype=np.float64), columns=[f"prob_{label}" for label in labels])
+    frame.insert(0, "item_id", list(item_ids))
+    frame.insert(1, "y_index", y)
+    n_labels_per_item = frame.groupby("item_id", sort=False)["y_index"].nunique()
+    if (n_labels_per_item > 1).any():
+        bad = n_labels_per_item[n_labels_per_item > 1].index[0]
+        raise ValueError(f"item {bad!r} has segments with different labels")
+    items = frame.groupby("item_id", sort=False).mean().reset_index()
+    prob_columns = [f"prob_{label}" for label in labels]
+    predicted = items[prob_columns].to_numpy().argmax(axis=1)
+    items.insert(1, "y_true", [labels[int(i)] for i in items.pop("y_index")])
+    items.insert(2, "y_pred", [labels[int(i)] for i in predicted])
+    return items
+
+
+class SERClassifier:
+    """A classifier architecture plus its training procedure (scikit-learn contract).
+
+    ``__init__`` stores configuration only; ``fit`` builds and trains the model.
+    """
+
+    def __init__(self, arch: str, train_config: TrainConfig | None = None, **arch_kwargs: Any):
+        self.arch = arch
+        self.train_config = train_config if train_config is not None else TrainConfig()
+        self.arch_kwargs = dict(arch_kwargs)
+        self.model: nn.Module | None = None
+        self.labels: tuple[str, ...] = ()
+        self.n_mels: int | None = None
+        self.history: list[dict[str, float]] = []
+        self.best_epoch: int | None = None
+
+    # ----------------------------------------------------------------- training
+    def fit(self, train: FeatureSet, val: FeatureSet | None = None, *, progress: bool | None = None) -> SERClassifier:
+        """Train on ``train``; with ``val``, keep the weights of the epoch with the best item-level UA.
+
+        ``progress``: True shows a tqdm bar over epochs, None shows it only on a terminal.
+        """
+        cfg = self.train_config
+        device = resolve_device(cfg.device)
+        if len(train) == 0:
+            raise EmoaugError("classifier: the training set is empty")
+        if val is not None and val.labels != train.labels:
+            raise ValueError("fit: train and val have different label sets")
+        self.labels, self.n_mels = train.labels, train.n_mels
+        self.history, self.best_epoch = [], None
+        with deterministic_algorithms(device), _seeded(cfg.seed, device):
+            self.model = build_model(self.arch, n_mels=train.n_mels, n_classes=len(train.labels), **self.arch_kwargs)
+            self.model.to(device)
+            self._train_epochs(train, val, device, progress)
+        return self
+
+    def _train_epochs(self, train: FeatureSet, val: FeatureSet | None, device: torch.device, progress: bool | None):
+        cfg = self.train_config
+        optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        weight = balanced_class_weights(train.y, len(self.labels)).to(device) if cfg.class_weight else None
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        # shuffling has its own generator so it does not depend on how many numbers model init drew
+        shuffler = torch.Generator().manual_seed(cfg.seed)
+        best_ua, best_state, stale = -1.0, None, 0
+        bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {self.arch}", unit="epoch", disable=_tqdm_disable(progress))
+        for epoch in bar:
+            started = time.perf_counter()
+            train_loss = self._train_one_epoch(train, optimizer, loss_fn, shuffler, device)
+            record = {"epoch": epoch, "train_loss": train_loss, "val_ua": float("nan"), "val_wa": float("nan")}
+            if val is not None and len(val):
+                scores = classification_metrics(*self._item_predictions(val, device), list(self.labels))
+                record["val_ua"], record["val_wa"] = scores["ua"], scores["wa"]
+            record["seconds"] = time.perf_counter() - started  # training + validation of this epoch
+            self.history.append(record)
+            bar.set_postfix(loss=f"{train_loss:.3f}", val_ua=f"{record['val_ua']:.3f}")
+            if val is None or not len(val):
+                continue
+            if record["val_ua"] > best_ua:  # strict: ties keep the earlier (shorter-trained) epoch
+                best_ua, stale, self.best_epoch = record["val_ua"], 0, epoch
+                best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            else:
+                stale += 1
+                if cfg.patience is not None and stale >= cfg.patience:
+                    break
+        bar.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+
+    def _train_one_epoch(self, train, optimizer, loss_fn, shuffler, device) -> float:
+        cfg = self.train_config
+        self.model.train()
+        order = torch.randperm(len(train), generator=shuffler)
+        total, seen = 0.0, 0
+        for batch in _batches(order, cfg.batch_size):
+            x = train.x[batch].to(device, dtype=torch.float32, non_blocking=True)
+            y = train.y[batch].to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(self.model(x), y)
+            loss.backward()
+            if cfg.max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+            seen += len(batch)
+        return total / max(seen, 1)
+
+    # ---------------------------------------------------------------- inference
+    def _require_fitted(self, fs: FeatureSet) -> None:
+        if self.model is None:
+            raise EmoaugError(f"classifier {self.arch!r}: predict/embed called before fit()")
+        if fs.labels != self.labels:
+            raise ValueError(f"label set {fs.labels} differs from the one the classifier was fitted on {self.labels}")
+
+    @torch.no_grad()
+    def _run_batched(self, fs: FeatureSet, device: torch.device, method: Callable[[torch.Tensor], torch.Tensor]):
+        self.model.eval()
+        batch_size = self.train_config.batch_size
+        outputs = [method(fs.x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(fs), batch_size)]
+        if not outputs:
+            return None
+        return torch.cat(outputs).numpy()
+
+    def _proba(self, fs: FeatureSet, device: torch.device) -> np.ndarray:
+        out = self._run_batched(fs, device, lambda x: torch.softmax(self.model(x), dim=1))
+        return out if out is not None else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def _item_predictions(self, fs: FeatureSet, device: torch.device) -> tuple[list[str], list[str]]:
+        items = aggregate_items(self._proba(fs, device), fs.item_ids, fs.y, self.labels)
+        return items["y_true"].tolist(), items["y_pred"].tolist()
+
+    def predict_proba(self, fs: FeatureSet) -> np.ndarray:
+        """Class probabilities per row, ``[N, n_classes]`` float32."""
+        self._require_fitted(fs)
+        device = resolve_device(self.train_config.device)
+        with deterministic_algorithms(device):
+            return self._proba(fs, device)
+
+    def predict_items(self, fs: FeatureSet) -> pd.DataFrame:
+        """One row per item: ``item_id``, ``y_true``, ``y_pred``, ``prob_<label>`` (segment average)."""
+        return aggregate_items(self.predict_proba(fs), fs.item_ids, fs.y, self.labels)
+
+    def embed(self, fs: FeatureSet) -> np.ndarray:
+        """Penultimate-layer features per row, ``[N, D]``."""
+        self._require_fitted(fs)
+        device = resolve_device(self.train_config.device)
+        with deterministic_algorithms(device):
+            out = self._run_batched(fs, device, self.model.embed)
+        return out if out is not None else np.zeros((0, self.model.embedding_dim), dtype=np.float32)
+
+    # ------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to rebuild the fitted classifier (weights on CPU, config, labels, history)."""
+        if self.model is None:
+            raise EmoaugError(f"classifier {self.arch!r}: state_dict() called before fit()")
+        return {
+            "arch": self.arch,
+            "arch_kwargs": dict(self.arch_kwargs),
+            "train_config": self.train_config.to_dict(),
+            "labels": list(self.labels),
+            "n_mels": self.n_mels,
+            "history": [dict(r) for r in self.history],
+            "best_epoch": self.best_epoch,
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> SERClassifier:
+        """Restore a classifier saved with ``state_dict`` (the architecture must match)."""
+        if state["arch"] != self.arch or dict(state["arch_kwargs"]) != self.arch_kwargs:
+            raise ValueError(f"checkpoint is {state['arch']} {state['arch_kwargs']}, not {self.arch} {self.arch_kwargs}")
+        self.labels, self.n_mels = tuple(state["labels"]), state["n_mels"]
+        self.history, self.best_epoch = [dict(r) for r in state["history"]], state["best_epoch"]
+        self.model = build_model(self.arch, n_mels=self.n_mels, n_classes=len(self.labels), **self.arch_kwargs)
+        self.model.load_state_dict(state["model"])
+        self.model.to(resolve_device(self.train_config.device))
+        return self
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: str = "cpu") -> SERClassifier:
+        config = TrainConfig(**{**state["train_config"], "device": device})
+        return cls(state["arch"], config, **state["arch_kwargs"]).load_state_dict(state)
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    batches = list(torch.split(order, batch_size))
+    # BatchNorm cannot normalise a batch of one row once the spatial axes are pooled away; a lone
+    # trailing row joins the previous batch (the shuffle moves it to another batch next epoch).
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        lone = batches.pop()
+        batches[-1] = torch.cat([batches[-1], lone])
+    return batches
+
+
+def _tqdm_disable(progress: bool | None) -> bool | None:
+    # tqdm's disable=None means "off unless the stream is a terminal"
+    return None if progress is None else not progress

@@ -1,0 +1,243 @@
+"""Classifier builders, the training loop and device resolution, on tiny tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emoaug.classifiers import (
+    BUILDERS,
+    SERClassifier,
+    TrainConfig,
+    aggregate_items,
+    available_classifiers,
+    balanced_class_weights,
+    build_model,
+    cnn_blstm,
+    deterministic_algorithms,
+    resnet50,
+)
+from emoaug.devices import resolve_device
+from emoaug.errors import EmoaugError
+from emoaug.featureset import FeatureSet
+
+LABELS = ("neutral", "angry")
+SMALL = {"channels": 16, "kernel_size": 3, "lstm_hidden": 8, "lstm_layers": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core box they thrash."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def separable_set(n: int = 32, n_mels: int = 12, n_frames: int = 16, seed: int = 0, flip: bool = False) -> FeatureSet:
+    """Class 1 has a bright band in the upper mel bins; ``flip`` swaps the labels (an adversarial val set)."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, n_mels, n_frames, generator=gen)
+    x[:, n_mels // 2 :, :] += 2.0 * y[:, None, None]
+    labels_y = 1 - y if flip else y
+    return FeatureSet(x=x, y=labels_y.long(), labels=LABELS, item_ids=[f"s{seed}/{i}" for i in range(n)])
+
+
+def config(**overrides) -> TrainConfig:
+    return TrainConfig(**{"epochs": 4, "batch_size": 8, "lr": 3e-3, "patience": None, "seed": 0, **overrides})
+
+
+# ------------------------------------------------------------------ models
+def test_cnn_blstm_shapes():
+    model = cnn_blstm(20, 4, **SMALL).eval()
+    for n_frames in (50, 7, 3):  # pooling must not collapse short inputs
+        x = torch.randn(3, 20, n_frames)
+        assert model(x).shape == (3, 4)
+        assert model.embed(x).shape == (3, 2 * SMALL["lstm_hidden"])
+    with pytest.raises(ValueError, match="20"):
+        model(torch.randn(3, 21, 10))
+
+
+def test_cnn_blstm_defaults_follow_the_paper():
+    model = cnn_blstm(128, 4)
+    convs = [m for m in model.conv if isinstance(m, torch.nn.Sequential)]
+    assert len(convs) == 3
+    assert all(block[0].out_channels == 128 and block[0].kernel_size == (5,) for block in convs)
+    assert all(block[3].p == pytest.approx(0.1) for block in convs)
+    assert model.lstm.bidirectional and model.lstm.num_layers == 2 and model.lstm.dropout == pytest.approx(0.2)
+
+
+def test_resnet50_shapes_once():
+    model = resnet50(5).eval()
+    assert model.net.conv1.in_channels == 1
+    with torch.no_grad():
+        x = torch.randn(2, 32, 40)
+        assert model(x).shape == (2, 5)
+        assert model.embed(x).shape == (2, 2048)
+
+
+def test_registry_and_unknown_names():
+    assert set(available_classifiers()) == set(BUILDERS) == {"cnn_blstm", "resnet50"}
+    with pytest.raises(EmoaugError, match="--classifier"):
+        build_model("vgg", n_mels=10, n_classes=2)
+    with pytest.raises(EmoaugError, match="--classifier"):
+        build_model("cnn_blstm", n_mels=10, n_classes=2, hidden_units=3)
+    with pytest.raises(EmoaugError, match="--classifier"):
+        SERClassifier("vgg", config()).fit(separable_set())
+
+
+# ---------------------------------------------------------------- training
+def test_training_lowers_the_loss_and_learns():
+    train = separable_set()
+    clf = SERClassifier("cnn_blstm", config(epochs=8), **SMALL).fit(train)
+    losses = [h["train_loss"] for h in clf.history]
+    assert len(losses) == 8
+    assert losses[-1] < 0.7 * losses[0]
+    proba = clf.predict_proba(train)
+    assert proba.shape == (len(train), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert (proba.argmax(axis=1) == train.y.numpy()).mean() >= 0.9
+
+
+def test_same_seed_gives_identical_weights_and_predictions():
+    train, val = separable_set(seed=0), separable_set(seed=1)
+    runs = [SERClassifier("cnn_blstm", config(epochs=2, seed=s), **SMALL).fit(train, val) for s in (5, 5, 6)]
+    first, again, other = (r.state_dict()["model"] for r in runs)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    np.testing.assert_array_equal(runs[0].predict_proba(val), runs[1].predict_proba(val))
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_fit_leaves_global_state_as_it_was():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    SERClassifier("cnn_blstm", config(epochs=1), **SMALL).fit(separable_set())
+    assert torch.equal(torch.rand(3), expected)  # the caller's RNG stream is untouched
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_deterministic_context_restores_previous_setting():
+    cpu = torch.device("cpu")
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        with deterministic_algorithms(cpu):
+            assert torch.are_deterministic_algorithms_enabled()
+            assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
+    with pytest.raises(RuntimeError), deterministic_algorithms(cpu):
+        raise RuntimeError("boom")
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+@pytest.mark.parametrize("flip_val", [True, False])
+def test_early_stopping_restores_the_best_epoch(flip_val):
+    # flipped val labels: the better the model fits train, the worse its val UA (best epoch early);
+    # plain val: UA climbs to its maximum and stays there (ties keep the first best epoch)
+    train = separable_set(seed=0)
+    val = separable_set(seed=1, flip=flip_val)
+    patience = 3
+    stopped = SERClassifier("cnn_blstm", config(epochs=20, patience=patience), **SMALL).fit(train, val)
+    best = stopped.best_epoch
+    val_ua = [h["val_ua"] for h in stopped.history]
+    assert len(stopped.history) == best + patience < 20
+    assert val_ua.index(max(val_ua)) == best - 1
+    # validation draws no random numbers, so training for `best` epochs without val reaches the same weights
+    at_best = SERClassifier("cnn_blstm", config(epochs=best), **SMALL).fit(train)
+    at_end = SERClassifier("cnn_blstm", config(epochs=len(stopped.history)), **SMALL).fit(train)
+    np.testing.assert_array_equal(stopped.predict_proba(val), at_best.predict_proba(val))
+    assert not np.array_equal(stopped.predict_proba(val), at_end.predict_proba(val))
+
+
+def test_a_lone_trailing_row_joins_the_previous_batch():
+    # BatchNorm cannot train on a batch of one row; 9 rows in batches of 8 must not leave one alone
+    from emoaug.classifiers.training import _batches
+
+    sizes = [len(b) for b in _batches(torch.arange(9), 8)]
+    assert sizes == [9]
+    assert [len(b) for b in _batches(torch.arange(17), 8)] == [8, 9]
+    assert [len(b) for b in _batches(torch.arange(10), 8)] == [8, 2]
+    assert [len(b) for b in _batches(torch.arange(1), 8)] == [1]
+    batches = _batches(torch.randperm(17), 8)
+    assert sorted(torch.cat(batches).tolist()) == list(range(17))
+
+
+def test_balanced_class_weights_by_hand():
+    weights = balanced_class_weights(torch.tensor([0, 0, 0, 1]), n_classes=3)
+    torch.testing.assert_close(weights, torch.tensor([4 / (2 * 3), 4 / (2 * 1), 0.0]))
+    clf = SERClassifier("cnn_blstm", config(epochs=1, class_weight="balanced"), **SMALL).fit(separable_set())
+    assert len(clf.history) == 1
+    with pytest.raises(EmoaugError, match="class_weight"):
+        TrainConfig(class_weight="inverse")
+
+
+# -------------------------------------------------------------- inference
+def test_aggregate_items_averages_segment_probabilities():
+    proba = np.array([[0.6, 0.4], [0.2, 0.8], [0.9, 0.1], [0.7, 0.3], [0.1, 0.9]])
+    items = aggregate_items(proba, ["u1", "u1", "u2", "u1", "u3"], np.array([0, 0, 1, 0, 1]), LABELS)
+    assert list(items.columns) == ["item_id", "y_true", "y_pred", "prob_neutral", "prob_angry"]
+    assert items["item_id"].tolist() == ["u1", "u2", "u3"]
+    # u1: mean of (0.6, 0.2, 0.7) = 0.5 vs (0.4, 0.8, 0.3) = 0.5 -> tie goes to the first label
+    assert items.loc[0, "prob_neutral"] == pytest.approx(0.5) and items.loc[0, "y_pred"] == "neutral"
+    assert items["y_true"].tolist() == ["neutral", "angry", "angry"]
+    assert items["y_pred"].tolist() == ["neutral", "neutral", "angry"]
+    with pytest.raises(ValueError, match="u1"):
+        aggregate_items(proba[:2], ["u1", "u1"], np.array([0, 1]), LABELS)
+
+
+def test_predict_items_majority_of_segments_is_not_the_rule():
+    proba = np.array([[0.55, 0.45], [0.55, 0.45], [0.0, 1.0]])  # 2 of 3 segments vote neutral
+    items = aggregate_items(proba, ["u", "u", "u"], np.zeros(3), LABELS)
+    assert items["prob_angry"].item() == pytest.approx((0.45 + 0.45 + 1.0) / 3)
+    assert items["y_pred"].item() == "angry"
+
+
+def test_predict_items_embed_and_checkpoint_round_trip():
+    train = separable_set()
+    by_class = train.subset(torch.argsort(train.y, stable=True))  # consecutive pairs share a label
+    segmented = FeatureSet(by_class.x, by_class.y, LABELS, [f"item{i // 2}" for i in range(len(train))])
+    clf = SERClassifier("cnn_blstm", config(epochs=2), **SMALL).fit(train)
+    items = clf.predict_items(segmented)
+    assert len(items) == len(train) // 2
+    expected = clf.predict_proba(segmented).reshape(-1, 2, 2).mean(axis=1)
+    np.testing.assert_allclose(items[["prob_neutral", "prob_angry"]].to_numpy(), expected, rtol=1e-6)
+    assert clf.embed(train).shape == (len(train), 2 * SMALL["lstm_hidden"])
+    restored = SERClassifier.from_state_dict(clf.state_dict())
+    np.testing.assert_array_equal(restored.predict_proba(train), clf.predict_proba(train))
+    assert restored.history == clf.history
+
+
+def test_predict_before_fit_is_a_clear_error():
+    with pytest.raises(EmoaugError, match="before fit"):
+        SERClassifier("cnn_blstm", config()).predict_proba(separable_set())
+
+
+# ---------------------------------------------------------------- devices
+def test_resolve_device(monkeypatch):
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == torch.device("cpu")
+    for spec in ("cuda", "cuda:0"):
+        with pytest.raises(EmoaugError, match="--device") as err:
+            resolve_device(spec)
+        assert "\n" not in str(err.value)
+    with pytest.raises(EmoaugError, match="--device"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("cuda:0") == torch.device("cuda", 0)
+    with pytest.raises(EmoaugError, match="cuda:1"):
+        resolve_device("cuda:1")
+
+
+def test_train_config_round_trip():
+    cfg = config(max_grad_norm=1.0)
+    assert TrainConfig(**cfg.to_dict()) == cfg
+    clf = SERClassifier("cnn_blstm", cfg, **SMALL).fit(separable_set())
+    assert np.isfinite(clf.history[-1]["train_loss"])
