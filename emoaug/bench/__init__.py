@@ -1,0 +1,1 @@
+"""The benchmark runner, its command line and experiment tracking."""

@@ -1,0 +1,1 @@
+"""Renderers: turn stored result frames into tables and figures. They never recompute metrics."""

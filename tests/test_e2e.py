@@ -1,0 +1,131 @@
+"""End-to-end runs through the command line on fixture corpora (smoke profile, seconds each)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emoaug.bench.cli import main
+from emoaug.featureset import FeatureSet
+from emoaug.generators.base import Generator
+from tests.helpers import make_emodb
+
+SPEAKERS = ("03", "08", "09", "10", "11", "13")
+TEXTS = ("a01", "a02")
+# Every item id of the fixture corpus (--gen imports this module afresh, so no state is shared with the test).
+ALL_IDS = [f"emodb/{s}{t}{letter}a" for s in SPEAKERS for t in TEXTS for letter in "WLEAFTN"]
+
+
+class LeakyGenerator(Generator):
+    """Deliberately broken: claims to have been fit on every item of the corpus."""
+
+    name = "leaky"
+
+    def _fit(self, train: FeatureSet) -> None:
+        self.fitted_item_ids = sorted(set(self.fitted_item_ids) | set(ALL_IDS))
+        self.template = train.subset([0])
+
+    def _generate(self, n_per_class, seed):
+        return self.template
+
+
+@pytest.fixture(scope="module")
+def emodb_root(tmp_path_factory):
+    return make_emodb(tmp_path_factory.mktemp("data") / "emodb", speakers=SPEAKERS, texts=TEXTS)
+
+
+def smoke_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--out", str(out), *extra]
+
+
+def only_run_dir(out: Path) -> Path:
+    dirs = [d for d in out.iterdir() if d.is_dir() and d.name.startswith("emodb-smoke-")]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(smoke_args(emodb_root, out)) == 0
+    printed = capsys.readouterr().out
+    assert "UA %" in printed and "WA = overall accuracy" in printed and "speaker-independent" in printed
+    run_dir = only_run_dir(out)
+
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert list(dict.fromkeys(summary["generator"])) == ["none", "specaugment"]
+    assert {"wa", "ua", "macro_f1", "weighted_f1"} <= set(summary["metric"])
+    rates = summary[summary["metric"] != "n"]
+    assert rates["pooled"].between(0, 1).all() and rates["fold_mean"].between(0, 1).all()
+
+    manifest = pd.read_csv(run_dir / "manifest.csv")
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    for _, part in predictions.groupby(["generator", "seed"]):
+        assert sorted(part["item_id"]) == sorted(manifest["item_id"])  # every item tested exactly once
+
+    audit = json.loads((run_dir / "split_audit.json").read_text())
+    for fold in audit["folds"]:
+        assert all(not speakers for speakers in fold["speaker_overlap"].values())
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["corpus"] == "emodb" and config["classifier"]["arch"] == "cnn_blstm"
+    assert (run_dir / "tables" / "generators.md").read_text().count("|") > 10
+    assert (run_dir / "figures" / "confusion_none.png").stat().st_size > 1000
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{out.resolve() / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("emoaug")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 1
+    logged = runs[0]
+    pooled_ua = summary.query("generator == 'none' and metric == 'ua'")["pooled"].item()
+    assert logged.data.metrics["none.ua.pooled"] == pytest.approx(pooled_ua)
+    assert logged.data.params["corpus"] == "emodb"
+    assert logged.data.params["classifier.arch"] == "cnn_blstm"
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert {"tables", "figures", "split_audit.json", "config.json"} <= artifacts
+
+
+def test_rerun_resumes_from_finished_cells_with_identical_numbers(emodb_root, tmp_path):
+    out = tmp_path / "runs"
+    assert main(smoke_args(emodb_root, out, "--no-mlflow")) == 0
+    run_dir = only_run_dir(out)
+    first = pd.read_csv(run_dir / "predictions.csv")
+    cells = sorted((run_dir / "cells").rglob("*.json"))
+    kept, lost = cells[0], cells[-1]
+    kept_mtime = kept.stat().st_mtime_ns
+    lost.unlink()  # as if the run had been killed before this cell finished
+
+    assert main(smoke_args(emodb_root, out, "--no-mlflow")) == 0
+    second = pd.read_csv(run_dir / "predictions.csv")
+    assert kept.stat().st_mtime_ns == kept_mtime  # finished cell reused, not recomputed
+    assert lost.exists()
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_mlflow_failure_keeps_local_results(emodb_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(smoke_args(emodb_root, out, "--gen", "none", "--tracking-uri", "nosuchscheme://nowhere")) == 0
+    err = capsys.readouterr().err
+    assert "MLflow logging failed" in err
+    assert (only_run_dir(out) / "summary.csv").exists()
+
+
+def test_leaky_generator_fails_the_run(emodb_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(smoke_args(emodb_root, out, "--gen", "tests.test_e2e:LeakyGenerator", "--no-mlflow"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "leaky" in err[-1].lower() or "LeakyGenerator" in err[-1]
+    assert "validation/test items" in err[-1]
+
+
+def test_paper_split_is_flagged_speaker_dependent(emodb_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(smoke_args(emodb_root, out, "--gen", "none", "--split", "paper", "--no-mlflow")) == 0
+    printed = capsys.readouterr().out
+    assert "SPEAKER-DEPENDENT" in printed
+    audit = json.loads((only_run_dir(out) / "split_audit.json").read_text())
+    assert audit["speaker_dependent"] is True
