@@ -24,16 +24,39 @@ class Generator:
     def __init__(self, **config: Any):
         self.config = dict(config)
         self.fitted_item_ids: list[str] = []  # what fit() saw; the runner audits it for leakage
+        self.fitted_speakers: set[str] = set()
         self.labels: tuple[str, ...] = ()
+
+    #: profile name -> default config (model size, steps); user options override it.
+    PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: whether the runner should checkpoint it (see emoaug.generators.neural.NeuralGenerator)
+    trainable: ClassVar[bool] = False
+    #: whether the runner passes the cell's ``seed`` in the config
+    accepts_seed: ClassVar[bool] = False
+
+    @classmethod
+    def profile_config(cls, profile: str) -> dict[str, Any]:
+        return dict(cls.PROFILE_DEFAULTS.get(profile, {}))
+
+    def to(self, device) -> Generator:
+        """Move to a torch device; generators without networks ignore it."""
+        return self
 
     def get_config(self) -> dict[str, Any]:
         return dict(self.config)
 
     def fit(self, train: FeatureSet) -> Generator:
-        self.fitted_item_ids = sorted(set(train.item_ids))
-        self.labels = train.labels
+        self._remember(train)
         self._fit(train)
         return self
+
+    def _remember(self, train: FeatureSet) -> None:
+        """Record what this generator may know: the training fold's ids and label set."""
+        if len(train) == 0:
+            raise EmoaugError(f"generator {self.name!r}: fit() needs at least one training row")
+        self.fitted_item_ids = sorted(set(train.item_ids))
+        self.fitted_speakers = set(train.speakers)
+        self.labels = train.labels
 
     def generate(self, n_per_class: Mapping[str, int], seed: int = 0) -> FeatureSet:
         """Return ``n_per_class[label]`` new rows per label, with ids starting with ``gen:<name>:``."""
