@@ -38,6 +38,9 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gen", default=DEFAULT_GENERATORS,
                         help="comma-separated generators (names from `list`, or pkg.module:Class); "
                              f"default {DEFAULT_GENERATORS}")
+    parser.add_argument("--gen-opt", action="append", default=[], metavar="GEN.KEY=VALUE",
+                        help="override one generator setting, e.g. diffusion.sampling_steps=50 (repeatable; "
+                             "VALUE is read as JSON when it parses, else as a string)")
     parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
     parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
     parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")
@@ -87,6 +90,7 @@ def build_config(args: argparse.Namespace):
         raise EmoaugError("--gen: give at least one generator name")
     if len(set(generators)) != len(generators):
         raise EmoaugError(f"--gen: a generator is named twice in {args.gen!r}")
+    generator_configs = resolve_generator_configs(generators, profile.name, args.gen_opt)
     folds = profile.n_folds if args.folds is None else args.folds
     seeds = profile.n_seeds if args.seeds is None else args.seeds
     ratio = profile.synthetic_ratio if args.synthetic_ratio is None else args.synthetic_ratio
@@ -98,12 +102,42 @@ def build_config(args: argparse.Namespace):
         raise EmoaugError(f"--synthetic-ratio must be >= 0, got {args.synthetic_ratio}")
     return RunConfig(
         corpus=args.corpus, data_root=args.data_root, labels=args.labels, generators=generators,
+        generator_configs=generator_configs,
         profile=profile.name, preset=args.preset or profile.preset, split=args.split, n_folds=folds,
         n_seeds=seeds, seed=args.seed, synthetic_ratio=ratio,
         classifier=resolve_classifier(profile, args.classifier, args.epochs),
         device=args.device, on_bad_file=args.on_bad_file, out_dir=args.out, cache_dir=args.cache_dir,
         tracking_uri=args.tracking_uri, run_name=args.run_name,
     )
+
+
+def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict]:
+    """``["diffusion.steps=50"]`` -> ``{"diffusion": {"steps": 50}}``; names must be among --gen."""
+    parsed: dict[str, dict] = {}
+    for option in options:
+        target, sep, raw = option.partition("=")
+        name, dot, key = target.rpartition(".")
+        if not (sep and dot and name and key):
+            raise EmoaugError(f"--gen-opt: expected GEN.KEY=VALUE, got {option!r}")
+        if name not in generators:
+            raise EmoaugError(f"--gen-opt: {name!r} is not among --gen ({', '.join(generators)})")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parsed.setdefault(name, {})[key] = value
+    return parsed
+
+
+def resolve_generator_configs(generators: list[str], profile: str, options: list[str]) -> dict[str, dict]:
+    """Each generator's profile defaults (model size, steps) overridden by --gen-opt, fully spelled out."""
+    from ..generators import get_generator_class
+
+    overrides = parse_gen_opts(options, generators)
+    configs = {}
+    for name in generators:
+        configs[name] = {**get_generator_class(name).profile_config(profile), **overrides.get(name, {})}
+    return configs
 
 
 def command_run(args: argparse.Namespace) -> int:

@@ -1,14 +1,21 @@
 """The benchmark loop: corpus -> features -> folds -> (generator, classifier) cells -> tidy results.
 
+Per (fold, seed) the runner trains one real-only classifier, the *judge*: it is the ``none`` cell and
+also the fixed embedding in which generated sets are measured. Per generator it then fits (or restores
+from a checkpoint) the generator on the training fold only, measures the generated set, trains the
+same classifier on real + synthetic rows and tests it on held-out real speakers.
+
 Every finished (seed, fold, generator) cell is written atomically under ``<run_dir>/cells`` before the
 next one starts, so an interrupted run loses nothing and a re-run with the same arguments reuses them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +29,15 @@ from ..datasets import load_corpus
 from ..datasets.base import CorpusScan
 from ..devices import resolve_device
 from ..errors import EmoaugError, LeakageError
-from ..features import FeatureCache, Normaliser, build_featureset, extract_features, get_preset
+from ..features import FeatureCache, Normaliser, build_featureset, default_cache_root, extract_features, get_preset
 from ..featureset import FeatureSet
 from ..generators import get_generator_class, make_generator
+from ..generators.base import Generator
 from ..splits import SPEAKER_INDEPENDENT, Fold, audit_splits, make_splits, save_splits
 from . import io
+from .aggregate import generator_summary
 
 log = logging.getLogger("emoaug")
-
-RESULT_FILES = ("predictions.csv", "fold_metrics.csv", "summary.csv")
 
 
 @dataclass
@@ -42,6 +49,31 @@ class RunResult:
     fold_metrics: pd.DataFrame  # one row per (generator, seed, fold, metric)
     summary: pd.DataFrame  # one row per (generator, metric): pooled, fold_mean, fold_std
     confusions: dict[str, pd.DataFrame]  # generator -> row-normalised percent
+    quality: pd.DataFrame  # one row per (generator, seed, fold, emotion, measure)
+    timings: pd.DataFrame  # one row per (generator, seed, fold)
+    generators: pd.DataFrame  # one row per generator: metrics, quality, cost (emoaug.bench.aggregate)
+
+
+@dataclass
+class FoldData:
+    """Everything one (fold, seed) pair shares across generators."""
+
+    fold: Fold
+    seed: int
+    train: FeatureSet
+    val: FeatureSet
+    test: FeatureSet
+    normaliser: Normaliser
+    judge: SERClassifier | None = None
+    judge_seconds: float = float("nan")  # NaN when the judge was loaded from an earlier, interrupted run
+    exported: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Cell:
+    predictions: pd.DataFrame
+    quality: pd.DataFrame
+    meta: dict
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -64,18 +96,31 @@ def allocate_synthetic(class_counts: dict[str, int], n_total: int) -> dict[str, 
     return {label: int(g) for label, g in zip(labels, give)}
 
 
-def check_generator_scope(name: str, seen_ids: list[str], fold: Fold) -> None:
-    """Fail the run if a generator saw anything but training-fold items."""
+def check_scope(what: str, seen_ids: list[str], seen_speakers: set[str], fold: Fold,
+                test_speakers: set[str]) -> dict:
+    """Fail the run if ``what`` saw anything but training-fold items; return the audit record."""
     held_out = set(fold.val) | set(fold.test)
     leaked = sorted(set(seen_ids) & held_out)
     if leaked:
-        raise LeakageError(
-            f"generator {name!r} was fit on {len(leaked)} validation/test items of fold {fold.index} "
-            f"(e.g. {leaked[0]})"
-        )
-    unknown = sorted(set(seen_ids) - set(fold.train))
-    if unknown:
-        raise LeakageError(f"generator {name!r} saw items outside fold {fold.index}'s training set (e.g. {unknown[0]})")
+        raise LeakageError(f"{what} was fit on {len(leaked)} validation/test items of fold {fold.index} "
+                           f"(e.g. {leaked[0]})")
+    outside = sorted(set(seen_ids) - set(fold.train))
+    if outside:
+        raise LeakageError(f"{what} saw items outside fold {fold.index}'s training set (e.g. {outside[0]})")
+    speakers = sorted(seen_speakers & test_speakers) if fold.speaker_independent else []
+    if speakers:
+        raise LeakageError(f"{what} saw test speaker(s) {speakers} of fold {fold.index}")
+    return {"what": what, "fold": fold.index, "n_items": len(set(seen_ids)), "n_speakers": len(seen_speakers),
+            "held_out_items_seen": 0, "test_speakers_seen": 0}
+
+
+def checkpoint_key(*, corpus: str, preset: str, fold: int, seed: int, train_ids: list[str], generator: str,
+                   config: dict) -> str:
+    """Generators are reused only for the same data, fold, seed and configuration."""
+    ids_hash = hashlib.sha1("\n".join(sorted(set(train_ids))).encode()).hexdigest()
+    payload = json.dumps({"corpus": corpus, "preset": preset, "fold": fold, "seed": seed, "train_ids": ids_hash,
+                          "generator": generator, "config": config}, sort_keys=True, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()
 
 
 class Benchmark:
@@ -89,6 +134,9 @@ class Benchmark:
         self.preset = get_preset(config.preset)
         # Resolve every generator name before any heavy work, so a typo fails in a second.
         self.generator_classes = {name: get_generator_class(name) for name in config.generators}
+        cache = config.cache_dir
+        self.cache_root = None if cache == "off" else Path(cache) if cache else default_cache_root()
+        self.leakage_audit: list[dict] = []
 
     # ---------------------------------------------------------------- stages
     def load(self) -> CorpusScan:
@@ -112,62 +160,25 @@ class Benchmark:
         io.write_json(run / "split_audit.json", audit)
 
     def features(self, scan: CorpusScan) -> dict[str, np.ndarray]:
-        cache_root = self.config.cache_dir
-        cache = FeatureCache(cache_root, self.preset) if cache_root != "off" else None
-        return extract_features(scan.items, self.preset, cache=cache, device=str(self.device),
-                                progress=self.progress)
+        cache = FeatureCache(self.cache_root, self.preset) if self.cache_root else None
+        return extract_features(scan.items, self.preset, cache=cache, device=self.device, progress=self.progress)
 
-    # ---------------------------------------------------------------- cells
-    def cell_paths(self, generator: str, fold: Fold, seed: int) -> tuple[Path, Path]:
-        stem = self.run_dir / "cells" / io.safe_name(generator) / f"fold{fold.index}_seed{seed}"
-        return stem.with_suffix(".csv"), stem.with_suffix(".json")
+    def fold_data(self, fold: Fold, seed: int, feats: dict[str, np.ndarray], items: pd.DataFrame,
+                  labels: tuple[str, ...]) -> FoldData:
+        """Normalise with statistics of the training fold only, then build the three sets."""
+        normaliser = Normaliser(self.preset.normalisation).fit([feats[i] for i in fold.train])
+        by_id = items.set_index("item_id", drop=False)
+        sets = {part: build_featureset({i: feats[i] for i in getattr(fold, part)}, by_id.loc[getattr(fold, part)],
+                                       labels, normaliser)
+                for part in ("train", "val", "test")}
+        test_speakers = set(by_id.loc[fold.test, "speaker"])
+        train_speakers = set(by_id.loc[fold.train, "speaker"])
+        self.leakage_audit.append(check_scope("normaliser", list(fold.train), train_speakers, fold, test_speakers))
+        io.write_json(self.run_dir / "normalisers" / f"fold{fold.index}.json",
+                      {"fit_on_items": len(fold.train), **normaliser.to_dict()})
+        return FoldData(fold, seed, sets["train"], sets["val"], sets["test"], normaliser)
 
-    def run_cell(self, generator: str, fold: Fold, seed: int, data: dict[str, FeatureSet]) -> pd.DataFrame:
-        pred_path, meta_path = self.cell_paths(generator, fold, seed)
-        if pred_path.exists() and meta_path.exists():
-            return pd.read_csv(pred_path, dtype={"item_id": str})
-        train, val, test = data["train"], data["val"], data["test"]
-        torch.manual_seed(seed)
-        np.random.seed(seed)
-
-        start = time.perf_counter()
-        gen = make_generator(generator, **self.config.generator_configs.get(generator, {}))
-        gen.fit(train)
-        fit_s = time.perf_counter() - start
-        check_generator_scope(generator, gen.fitted_item_ids, fold)
-
-        start = time.perf_counter()
-        n_synthetic = 0
-        fit_set = train
-        if not gen.produces_nothing and self.config.synthetic_ratio > 0:
-            want = allocate_synthetic(train.class_counts(), round(self.config.synthetic_ratio * len(train)))
-            synthetic = gen.generate(want, seed=seed)
-            n_synthetic = len(synthetic)
-            fit_set = FeatureSet.concat([train, synthetic])
-        generate_s = time.perf_counter() - start
-
-        start = time.perf_counter()
-        clf = self.make_classifier(seed).fit(fit_set, val)
-        items = clf.predict_items(test)
-        train_s = time.perf_counter() - start
-
-        items.insert(0, "generator", generator)
-        items.insert(1, "seed", seed)
-        items.insert(2, "fold", fold.index)
-        meta = {
-            "generator": generator, "seed": seed, "fold": fold.index,
-            "generator_config": gen.get_config(),
-            "generator_fitted_items": len(gen.fitted_item_ids),
-            "n_train_rows": len(train), "n_synthetic_rows": n_synthetic, "n_val_rows": len(val),
-            "n_test_items": int(items.shape[0]),
-            "seconds": {"generator_fit": fit_s, "generate": generate_s, "classifier": train_s},
-            "history": clf.history,
-        }
-        # Predictions first, meta last: a cell counts as finished only once both exist.
-        io.write_csv(pred_path, items)
-        io.write_json(meta_path, meta)
-        return items
-
+    # ---------------------------------------------------------------- judge (= the real-only classifier)
     def make_classifier(self, seed: int) -> SERClassifier:
         settings = self.config.classifier
         train_config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
@@ -175,16 +186,133 @@ class Benchmark:
                                    device=str(self.device))
         return SERClassifier(settings.arch, train_config, **settings.arch_kwargs)
 
-    def fold_data(self, fold: Fold, feats: dict[str, np.ndarray], items: pd.DataFrame,
-                  labels: tuple[str, ...]) -> tuple[dict[str, FeatureSet], Normaliser]:
-        """Normalise with statistics of the training fold only, then build the three sets."""
-        normaliser = Normaliser(self.preset.normalisation).fit([feats[i] for i in fold.train])
-        by_id = items.set_index("item_id", drop=False)
-        data = {}
-        for part in ("train", "val", "test"):
-            ids = getattr(fold, part)
-            data[part] = build_featureset({i: feats[i] for i in ids}, by_id.loc[ids], labels, normaliser)
-        return data, normaliser
+    def judge(self, data: FoldData) -> SERClassifier:
+        """The real-only classifier of this fold and seed, trained once and kept with the run."""
+        if data.judge is None:
+            path = self.run_dir / "judges" / f"fold{data.fold.index}_seed{data.seed}.pt"
+            if path.exists():
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                data.judge = SERClassifier.from_state_dict(state, device=str(self.device))
+            else:
+                start = time.perf_counter()
+                data.judge = self.make_classifier(data.seed).fit(data.train, data.val)
+                data.judge_seconds = time.perf_counter() - start
+                save_torch(path, data.judge.state_dict())
+        return data.judge
+
+    # ---------------------------------------------------------------- generators
+    def fit_generator(self, name: str, data: FoldData) -> tuple[Generator, float, bool]:
+        """Fit on the training fold, or restore a checkpoint made from the very same inputs."""
+        cls = self.generator_classes[name]
+        config = dict(self.config.generator_configs.get(name, {}))  # profile defaults + user options
+        if cls.accepts_seed:
+            config["seed"] = data.seed
+        gen = make_generator(name, **config).to(self.device)
+        path = self.checkpoint_path(name, data, config) if cls.trainable else None
+        start = time.perf_counter()
+        if path is not None and path.exists():
+            gen.restore(data.train, torch.load(path, map_location="cpu", weights_only=True))
+            return gen, time.perf_counter() - start, True
+        gen.fit(data.train)
+        seconds = time.perf_counter() - start
+        if path is not None:
+            save_torch(path, gen.state_dict())
+        return gen, seconds, False
+
+    def checkpoint_path(self, name: str, data: FoldData, config: dict) -> Path | None:
+        if self.cache_root is None:
+            return None
+        key = checkpoint_key(corpus=self.config.corpus, preset=self.preset.fingerprint(), fold=data.fold.index,
+                             seed=data.seed, train_ids=data.fold.train, generator=name, config=config)
+        return self.cache_root / "checkpoints" / io.safe_name(name) / f"{key}.pt"
+
+    # ---------------------------------------------------------------- cells
+    def cell_stem(self, generator: str, fold: Fold, seed: int) -> Path:
+        return self.run_dir / "cells" / io.safe_name(generator) / f"fold{fold.index}_seed{seed}"
+
+    def load_cell(self, stem: Path) -> Cell | None:
+        meta_path = stem.with_suffix(".json")
+        if not meta_path.exists():  # meta is written last: without it the cell is unfinished
+            return None
+        quality_path = stem.with_name(stem.name + "_quality.csv")
+        quality = pd.read_csv(quality_path) if quality_path.exists() else pd.DataFrame()
+        return Cell(pd.read_csv(stem.with_suffix(".csv"), dtype={"item_id": str}), quality, io.read_json(meta_path))
+
+    def run_cell(self, generator: str, data: FoldData) -> Cell:
+        stem = self.cell_stem(generator, data.fold, data.seed)
+        done = self.load_cell(stem)
+        if done is not None:
+            return done
+        judge = self.judge(data)
+        gen_cls = self.generator_classes[generator]
+        if gen_cls.produces_nothing:
+            cell = self.real_only_cell(generator, data, judge)
+        else:
+            cell = self.augmented_cell(generator, data, judge)
+        cell.predictions.insert(0, "generator", generator)
+        cell.predictions.insert(1, "seed", data.seed)
+        cell.predictions.insert(2, "fold", data.fold.index)
+        # Predictions and quality first, meta last: a cell counts as finished only once meta exists.
+        io.write_csv(stem.with_suffix(".csv"), cell.predictions)
+        if not cell.quality.empty:
+            io.write_csv(stem.with_name(stem.name + "_quality.csv"), cell.quality)
+        io.write_json(stem.with_suffix(".json"), cell.meta)
+        return cell
+
+    def real_only_cell(self, generator: str, data: FoldData, judge: SERClassifier) -> Cell:
+        meta = self.cell_meta(generator, data, n_synthetic=0, classifier=judge,
+                              seconds={"generator_fit": 0.0, "generate": 0.0,
+                                       "classifier": data.judge_seconds})
+        return Cell(judge.predict_items(data.test), pd.DataFrame(), meta)
+
+    def augmented_cell(self, generator: str, data: FoldData, judge: SERClassifier) -> Cell:
+        from ..quality import assess_generated
+
+        gen, fit_s, restored = self.fit_generator(generator, data)
+        test_speakers = set(data.test.speakers)
+        self.leakage_audit.append(check_scope(f"generator {generator!r}", gen.fitted_item_ids, gen.fitted_speakers,
+                                              data.fold, test_speakers))
+        want = allocate_synthetic(data.train.class_counts(), round(self.config.synthetic_ratio * len(data.train)))
+        start = time.perf_counter()
+        synthetic = gen.generate(want, seed=data.seed)
+        generate_s = time.perf_counter() - start
+
+        quality = assess_generated(judge, synthetic, data.train, data.test, data.normaliser, data.train.labels)
+        quality.insert(0, "generator", generator)
+        quality.insert(1, "seed", data.seed)
+        quality.insert(2, "fold", data.fold.index)
+        self.export_examples(generator, data, synthetic)
+
+        start = time.perf_counter()
+        clf = self.make_classifier(data.seed).fit(FeatureSet.concat([data.train, synthetic]), data.val)
+        predictions = clf.predict_items(data.test)
+        meta = self.cell_meta(generator, data, n_synthetic=len(synthetic), classifier=clf,
+                              seconds={"generator_fit": fit_s, "generate": generate_s,
+                                       "classifier": time.perf_counter() - start})
+        meta.update({"generator_config": gen.get_config(), "generator_restored_from_checkpoint": restored,
+                     "generator_fitted_items": len(gen.fitted_item_ids),
+                     "synthetic_per_class": want,
+                     "items_per_second": len(synthetic) / generate_s if generate_s > 0 else None,
+                     "generator_history_tail": list(getattr(gen, "history", []))[-5:]})
+        return Cell(predictions, quality, meta)
+
+    def cell_meta(self, generator: str, data: FoldData, *, n_synthetic: int, classifier: SERClassifier,
+                  seconds: dict) -> dict:
+        return {"generator": generator, "seed": data.seed, "fold": data.fold.index,
+                "n_train_rows": len(data.train), "n_synthetic_rows": n_synthetic, "n_val_rows": len(data.val),
+                "n_test_rows": len(data.test), "seconds": seconds, "classifier_history": classifier.history}
+
+    def export_examples(self, generator: str, data: FoldData, synthetic: FeatureSet) -> None:
+        """Listenable wavs and a real-vs-generated grid, for the first fold and seed only."""
+        if data.fold.index != 0 or data.seed != self.config.seed or generator in data.exported:
+            return
+        from ..reports.listen import export_audio, spectrogram_grid
+
+        data.exported.add(generator)
+        name = io.safe_name(generator)
+        export_audio(synthetic, data.normaliser, self.preset, self.run_dir / "audio" / name, n_per_emotion=2)
+        spectrogram_grid(data.train, synthetic, self.run_dir / "figures" / f"real_vs_{name}.png",
+                         n_per_emotion=1, title=f"{self.config.corpus}: real (train fold) vs {generator}")
 
     # ---------------------------------------------------------------- main
     def run(self) -> RunResult:
@@ -202,25 +330,30 @@ class Benchmark:
         log.info("run directory %s: %d items, %d speakers, %d folds x %d seeds x %d generators = %d cells",
                  self.run_dir, len(scan.items), scan.n_speakers, len(folds), len(seeds), len(cfg.generators),
                  n_cells)
-        parts = []
-        done = 0
+        cells: list[Cell] = []
         for fold in folds:
-            data, normaliser = self.fold_data(fold, feats, scan.items, scan.labels)
-            io.write_json(self.run_dir / "normalisers" / f"fold{fold.index}.json",
-                          {"fit_on_items": len(fold.train), **normaliser.to_dict()})
             for seed in seeds:
+                data = self.fold_data(fold, seed, feats, scan.items, scan.labels)
                 for generator in cfg.generators:
                     start = time.perf_counter()
-                    cell = self.run_cell(generator, fold, seed, data)
-                    done += 1
-                    ua = metrics.classification_metrics(cell["y_true"], cell["y_pred"], scan.labels)["ua"]
-                    log.info("[%d/%d] fold %d seed %d %-12s UA %.3f (%.1fs)", done, n_cells, fold.index, seed,
-                             generator, ua, time.perf_counter() - start)
-                    parts.append(cell)
-        return self.finish(pd.concat(parts, ignore_index=True), scan.labels)
+                    cell = self.run_cell(generator, data)
+                    cells.append(cell)
+                    ua = metrics.classification_metrics(cell.predictions["y_true"], cell.predictions["y_pred"],
+                                                        scan.labels)["ua"]
+                    log.info("[%d/%d] fold %d seed %d %-12s UA %.3f (%.1fs)", len(cells), n_cells, fold.index,
+                             seed, generator, ua, time.perf_counter() - start)
+        io.write_json(self.run_dir / "leakage_audit.json", {"checks": self.leakage_audit, "passed": True})
+        return self.finish(cells, scan.labels)
 
-    def finish(self, predictions: pd.DataFrame, labels: tuple[str, ...]) -> RunResult:
-        """Turn stored predictions into tidy metric tables and write them next to the cells."""
+    def finish(self, cells: list[Cell], labels: tuple[str, ...]) -> RunResult:
+        """Turn stored cells into tidy metric tables and write them next to the cells."""
+        predictions = pd.concat([c.predictions for c in cells], ignore_index=True)
+        quality_parts = [c.quality for c in cells if not c.quality.empty]
+        quality = pd.concat(quality_parts, ignore_index=True) if quality_parts else pd.DataFrame(
+            columns=["generator", "seed", "fold", "emotion", "measure", "value"])
+        timings = pd.DataFrame([{"generator": c.meta["generator"], "seed": c.meta["seed"], "fold": c.meta["fold"],
+                                 **{f"{k}_s": v for k, v in c.meta["seconds"].items()},
+                                 "n_synthetic_rows": c.meta["n_synthetic_rows"]} for c in cells])
         fold_metrics = fold_level_metrics(predictions, labels)
         summary = metrics.summarise(predictions, labels, by=("generator",))
         confusions = {g: metrics.confusion_percent(p["y_true"], p["y_pred"], labels)
@@ -229,9 +362,22 @@ class Benchmark:
         io.write_csv(run / "predictions.csv", predictions)
         io.write_csv(run / "fold_metrics.csv", fold_metrics)
         io.write_csv(run / "summary.csv", summary)
+        io.write_csv(run / "quality.csv", quality)
+        io.write_csv(run / "timings.csv", timings)
+        generators = generator_summary(summary, quality, timings)
+        io.write_csv(run / "generators.csv", generators)
         for generator, table in confusions.items():
             io.write_csv(run / "confusion" / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
-        return RunResult(run, self.config, labels, predictions, fold_metrics, summary, confusions)
+        return RunResult(run, self.config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
+                         generators)
+
+
+def save_torch(path: Path, state: dict) -> None:
+    """Atomic ``torch.save`` of plain tensors and primitives (loadable with ``weights_only=True``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def fold_level_metrics(predictions: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:

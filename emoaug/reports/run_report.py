@@ -10,8 +10,8 @@ from . import plots, tables
 
 def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int, corpus: str) -> str:
     """Render from the result frames only (``result``: emoaug.bench.runner.RunResult)."""
-    note = tables.definitions_note(result.labels, split, n_folds, n_seeds)
-    table = tables.generator_table(result.summary)
+    note = tables.definitions_note(result.labels, split, n_folds, n_seeds) + " " + tables.QUALITY_NOTE
+    table = tables.generator_table(result.generators)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
     out = Path(run_dir) / "tables"
     io.write_text(out / "generators.md", tables.to_markdown(table, title, note))

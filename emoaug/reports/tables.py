@@ -7,15 +7,6 @@ from collections.abc import Sequence
 import pandas as pd
 from tabulate import tabulate
 
-METRIC_TITLES = {
-    "wa": "WA %",
-    "ua": "UA %",
-    "macro_f1": "macro-F1 %",
-    "weighted_f1": "weighted-F1 %",
-    "macro_precision": "macro-P %",
-    "macro_recall": "macro-R %",
-}
-
 SPLIT_DESCRIPTIONS = {
     "kfold": "speaker-independent grouped stratified {n_folds}-fold (no speaker in both train and test)",
     "loso": "speaker-independent leave-one-speaker-out",
@@ -33,21 +24,51 @@ def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: i
     )
 
 
-def _cell(row: pd.Series) -> str:
-    pooled = 100 * row["pooled"]
-    if pd.isna(row["fold_std"]):
-        return f"{pooled:.1f}"
-    return f"{pooled:.1f} ({100 * row['fold_mean']:.1f} ± {100 * row['fold_std']:.1f})"
+def _rate(row: pd.Series, metric: str) -> str:
+    """``pooled (fold mean ± std)`` in percent."""
+    pooled, mean, std = row.get(metric), row.get(f"{metric}_fold_mean"), row.get(f"{metric}_fold_std")
+    if pd.isna(pooled):
+        return ""
+    if pd.isna(std):
+        return f"{100 * pooled:.1f}"
+    return f"{100 * pooled:.1f} ({100 * mean:.1f} ± {100 * std:.1f})"
 
 
-def generator_table(summary: pd.DataFrame, metrics: Sequence[str] = ("wa", "ua", "macro_f1")) -> pd.DataFrame:
-    """Wide table: one row per generator, one column per metric, in the order generators were run."""
-    order = list(dict.fromkeys(summary["generator"]))
-    picked = summary[summary["metric"].isin(metrics)].copy()
-    picked["text"] = picked.apply(_cell, axis=1)
-    wide = picked.pivot(index="generator", columns="metric", values="text").reindex(order)
-    wide = wide[[m for m in metrics if m in wide.columns]].rename(columns=METRIC_TITLES)
-    return wide.reset_index()
+def _number(value, fmt: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, fmt)
+
+
+QUALITY_NOTE = (
+    "ΔUA = UA minus UA of `none` (percentage points). MAD = mean absolute difference of per-emotion mean "
+    "log-mel spectra on Malik et al.'s [-1, 1] scale (mean over emotions). FD = Frechet distance between "
+    "generated and real training rows in the real-only classifier's embedding (in brackets: held-out real vs "
+    "training, the floor at this sample size). Judge UA = that classifier's UA on generated items. "
+    "NN ratio = median distance of generated rows to the nearest training row over that to the nearest "
+    "held-out row (<< 1 suggests copies). Fit/sample times are means per fold."
+)
+
+
+def generator_table(generators: pd.DataFrame) -> pd.DataFrame:
+    """Wide table from ``emoaug.bench.aggregate.generator_summary``: one row per generator."""
+    rows = []
+    for _, row in generators.iterrows():
+        fd = _number(row.get("fd"), ".2f")
+        if fd and not pd.isna(row.get("fd_real")):
+            fd += f" ({row['fd_real']:.2f})"
+        rows.append({
+            "generator": row["generator"],
+            "WA %": _rate(row, "wa"),
+            "UA %": _rate(row, "ua"),
+            "macro-F1 %": _rate(row, "macro_f1"),
+            "ΔUA pp": _number(100 * row["delta_ua_vs_none"], "+.1f") if "delta_ua_vs_none" in row else "",
+            "MAD": _number(row.get("mad"), ".4f"),
+            "FD (real)": fd,
+            "judge UA %": _number(100 * row["judge_ua"], ".1f") if "judge_ua" in row else "",
+            "NN ratio": _number(row.get("nn_ratio_emb"), ".2f"),
+            "fit s": _number(row.get("generator_fit_s"), ".1f"),
+            "items/s": _number(row.get("items_per_s"), ".0f"),
+        })
+    return pd.DataFrame(rows)
 
 
 def to_markdown(table: pd.DataFrame, title: str, note: str) -> str:
