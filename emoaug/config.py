@@ -35,6 +35,8 @@ class Profile:
     n_folds: int
     n_seeds: int
     synthetic_ratio: float
+    export_per_emotion: int  # generated wavs written per emotion (first fold and seed only)
+    griffin_lim_iters: int
 
 
 _SMALL_BLSTM = {"channels": 32, "lstm_hidden": 32, "lstm_layers": 1}
@@ -54,6 +56,8 @@ PROFILES: dict[str, Profile] = {
         n_folds=2,
         n_seeds=1,
         synthetic_ratio=0.5,
+        export_per_emotion=1,
+        griffin_lim_iters=4,
     ),
     "quick": Profile(
         name="quick",
@@ -69,6 +73,8 @@ PROFILES: dict[str, Profile] = {
         n_folds=5,
         n_seeds=1,
         synthetic_ratio=1.0,
+        export_per_emotion=2,
+        griffin_lim_iters=32,
     ),
     "paper": Profile(
         name="paper",
@@ -86,6 +92,8 @@ PROFILES: dict[str, Profile] = {
         n_folds=5,
         n_seeds=3,
         synthetic_ratio=1.0,
+        export_per_emotion=3,
+        griffin_lim_iters=64,
     ),
 }
 

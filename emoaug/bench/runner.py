@@ -24,7 +24,7 @@ import torch
 
 from .. import metrics
 from ..classifiers import SERClassifier, TrainConfig
-from ..config import RunConfig
+from ..config import RunConfig, get_profile
 from ..datasets import load_corpus
 from ..datasets.base import CorpusScan
 from ..devices import resolve_device
@@ -310,7 +310,9 @@ class Benchmark:
 
         data.exported.add(generator)
         name = io.safe_name(generator)
-        export_audio(synthetic, data.normaliser, self.preset, self.run_dir / "audio" / name, n_per_emotion=2)
+        profile = get_profile(self.config.profile)
+        export_audio(synthetic, data.normaliser, self.preset, self.run_dir / "audio" / name,
+                     n_per_emotion=profile.export_per_emotion, n_iter=profile.griffin_lim_iters)
         spectrogram_grid(data.train, synthetic, self.run_dir / "figures" / f"real_vs_{name}.png",
                          n_per_emotion=1, title=f"{self.config.corpus}: real (train fold) vs {generator}")
 

@@ -47,8 +47,12 @@ def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
 
 
 def _quiet_mlflow() -> None:
+    """No telemetry, and no INFO chatter about database migrations in the middle of our output."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    import mlflow  # noqa: F401  (mlflow sets its logger levels on import; override them afterwards)
+
     for name in ("mlflow", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -52,9 +52,9 @@ def generator_table(generators: pd.DataFrame) -> pd.DataFrame:
     """Wide table from ``emoaug.bench.aggregate.generator_summary``: one row per generator."""
     rows = []
     for _, row in generators.iterrows():
-        fd = _number(row.get("fd"), ".2f")
+        fd = _number(row.get("fd"), ".3g")
         if fd and not pd.isna(row.get("fd_real")):
-            fd += f" ({row['fd_real']:.2f})"
+            fd += f" ({row['fd_real']:.3g})"
         rows.append({
             "generator": row["generator"],
             "WA %": _rate(row, "wa"),
