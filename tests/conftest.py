@@ -3,6 +3,11 @@
 import os
 
 import pytest
+import torch
+
+# One intra-op thread: on a 2-core machine shared with anything else, torch's spinning OpenMP workers
+# can slow training tenfold; one thread is a little slower alone but never pathological.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")

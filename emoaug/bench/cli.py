@@ -53,6 +53,8 @@ def run_parser() -> argparse.ArgumentParser:
                         help="synthetic rows per real training row (default: profile's)")
     parser.add_argument("--epochs", type=int, default=None, help="override the classifier's maximum epochs")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads (default 0: torch's choice; 1 is safest on a busy machine)")
     parser.add_argument("--out", default="runs", help="output folder (default ./runs)")
     parser.add_argument("--run-name", default=None,
                         help="run folder name (default: corpus-profile-<config hash>, so a re-run resumes)")
@@ -146,6 +148,12 @@ def command_run(args: argparse.Namespace) -> int:
     from .tracking import default_tracking_uri, log_run, summary_metrics
 
     config = build_config(args)
+    if args.threads < 0:
+        raise EmoaugError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     progress = sys.stderr.isatty() and not args.quiet
     bench = Benchmark(config, progress=progress)
     try:
