@@ -1,0 +1,26 @@
+"""Mel-spectrogram diffusion (Kim & Lee 2024): model-agnostic schedules and samplers, a U-Net, the generator.
+
+Importing this package registers the ``diffusion`` generator.
+"""
+
+from __future__ import annotations
+
+from .generator import DiffusionGenerator, classifier_free_guidance
+from .samplers import DDIMSampler, DDPMSampler, make_sampler
+from .schedules import NoiseSchedule, cosine_alpha_bar, cosine_schedule, linear_schedule, make_schedule
+from .unet import UNet, unet
+
+__all__ = [
+    "DDIMSampler",
+    "DDPMSampler",
+    "DiffusionGenerator",
+    "NoiseSchedule",
+    "UNet",
+    "classifier_free_guidance",
+    "cosine_alpha_bar",
+    "cosine_schedule",
+    "linear_schedule",
+    "make_sampler",
+    "make_schedule",
+    "unet",
+]

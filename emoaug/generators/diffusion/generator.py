@@ -1,0 +1,507 @@
+"""``diffusion``: a denoising diffusion model on log-mel rows after Kim & Lee (2024).
+
+Model (see ``unet.py``): a U-Net noise predictor conditioned on one vector, the sum of
+
+* an **emotion embedding**: the penultimate layer (``SERClassifier.embed``) of a small CNN-BLSTM SER
+  classifier trained inside ``fit`` on the training fold only; during training each row is conditioned
+  on its own embedding, at synthesis on the mean embedding (centroid) of the target emotion, as in
+  Kim & Lee. Its early stopping uses a speaker-grouped hold-out *within* the training rows
+  (``ser_holdout`` of the training speakers; none when there are fewer than two speakers).
+* an **utterance-style embedding**: a small strided conv encoder of a reference mel, globally pooled
+  (so it summarises timbre/channel, not the frame sequence), trained jointly with the denoiser. In
+  training the reference is the row itself (a GST-style reference encoder); at synthesis it is a
+  random training row of the target emotion; in ``enhance`` mode it is the source row.
+
+Classifier-free guidance (Ho & Salimans 2022): in training the whole conditioning vector is replaced
+by a learned null vector with probability ``p_uncond``; sampling uses
+``eps = eps_uncond + guidance_scale * (eps_cond - eps_uncond)`` (1 = plain conditional, 0 = unconditional).
+
+Schedules (``schedules.py``) and samplers (``samplers.py``) are separate, model-agnostic objects chosen by
+config. Modes: ``synthesize`` (from pure noise, per emotion) and ``enhance`` (noise a real training row of
+the emotion to step ``enhance_t0`` and denoise it under its own emotion; ids carry the source id and rows
+keep the source speaker: Kim & Lee's "enhanced data").
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...classifiers import SERClassifier, TrainConfig
+from ...errors import EmoaugError
+from ...featureset import FeatureSet
+from .. import register
+from ..neural import NeuralGenerator, generated_featureset
+from .samplers import DDPM_VARIANCES, SAMPLERS, SPACINGS, Denoiser, make_sampler
+from .schedules import SCHEDULES, NoiseSchedule, make_schedule
+from .unet import UNet, _norm, unet
+
+log = logging.getLogger("emoaug")
+
+MODES = ("synthesize", "enhance")
+PREDICTIONS = ("eps", "v")
+
+# The quick profile: minutes on a 2-core CPU for ~400 rows of 128 x 173 (see PROFILE_DEFAULTS).
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    # generation
+    "mode": "synthesize",
+    "enhance_t0": 0.3,  # float: fraction of the chain; int: a 0-based step
+    "sampler": "ddim",
+    "sampling_steps": 25,
+    "eta": 0.0,
+    "spacing": "trailing",
+    "ddpm_variance": "posterior",
+    "clip_x0": "auto",  # "auto": 1.1 x the largest |value| of the training rows; a number; or None
+    "guidance_scale": 2.0,
+    "sample_batch_size": 64,
+    # noise schedule
+    "schedule": "linear",
+    "timesteps": 1000,
+    "beta_start": 1e-4,
+    "beta_end": 0.02,
+    "cosine_s": 0.008,
+    # denoiser
+    "base_channels": 16,
+    "channel_mults": (1, 2, 4),
+    "num_res_blocks": 1,
+    "attention_at": (),
+    "mid_attention": True,
+    "heads": 4,
+    "groups": 8,
+    "dropout": 0.0,
+    "patch_size": 4,
+    "prediction": "v",
+    # conditioning
+    "cond_dim": 64,
+    "style_channels": 16,
+    "style_dim": 32,
+    "p_uncond": 0.1,
+    # emotion-embedding classifier (trained on the training fold only)
+    "ser_channels": 32,
+    "ser_lstm_hidden": 32,
+    "ser_epochs": 20,
+    "ser_batch_size": 32,
+    "ser_lr": 1e-3,
+    "ser_patience": 5,
+    "ser_holdout": 0.2,
+    # optimisation
+    "train_steps": 400,
+    "batch_size": 16,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "warmup_steps": 50,
+    "grad_clip": 1.0,
+    "ema_decay": 0.99,  # 0 = no EMA copy
+}
+
+
+class StyleEncoder(nn.Module):
+    """Reference mel ``[B, M, T]`` -> style vector ``[B, style_dim]`` (strided convs, global mean pool)."""
+
+    def __init__(self, channels: int, style_dim: int, groups: int, n_layers: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = []
+        in_ch = 1
+        for k in range(n_layers):
+            out_ch = channels * 2**k
+            layers += [nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1), _norm(out_ch, groups), nn.SiLU()]
+            in_ch = out_ch
+        self.convs = nn.Sequential(*layers)
+        self.out = nn.Linear(in_ch, style_dim)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.out(self.convs(mel.unsqueeze(1)).mean(dim=(2, 3)))
+
+
+class Conditioner(nn.Module):
+    """Emotion embedding + reference mel -> conditioning vector; a learned null vector for guidance."""
+
+    def __init__(self, emotion_dim: int, cond_dim: int, style_channels: int, style_dim: int, groups: int):
+        super().__init__()
+        self.emotion_proj = nn.Linear(emotion_dim, cond_dim)
+        self.style = StyleEncoder(style_channels, style_dim, groups)
+        self.style_proj = nn.Linear(style_dim, cond_dim)
+        self.null = nn.Parameter(torch.zeros(cond_dim))
+
+    def forward(self, emotion: torch.Tensor, reference: torch.Tensor, drop: torch.Tensor | None = None) -> torch.Tensor:
+        cond = self.emotion_proj(emotion) + self.style_proj(self.style(reference))
+        if drop is not None:
+            cond = torch.where(drop[:, None], self.null.expand_as(cond), cond)
+        return cond
+
+    def null_condition(self, batch: int) -> torch.Tensor:
+        return self.null.expand(batch, -1)
+
+
+class DiffusionModel(nn.Module):
+    """The trained parts: U-Net denoiser and conditioner (no schedule inside).
+
+    ``prediction`` is what the U-Net outputs: ``"eps"`` (Ho et al.; Kim & Lee) or ``"v"``
+    (``v = sqrt(abar) eps - sqrt(1 - abar) x0``, Salimans & Ho 2022). With ``v`` the noise estimate is
+    ``eps = sqrt(abar) v + sqrt(1 - abar) x_t``: at high noise the identity ``eps ~ x_t`` comes for free,
+    which a small or patch-folded U-Net otherwise has to learn pixel by pixel (it is what makes the CPU
+    profiles learn anything in a few hundred steps). Samplers always receive ``eps``.
+    """
+
+    def __init__(self, denoiser: UNet, conditioner: Conditioner, prediction: str = "eps"):
+        super().__init__()
+        if prediction not in PREDICTIONS:
+            raise EmoaugError(f"generator 'diffusion': prediction must be one of {', '.join(PREDICTIONS)}")
+        self.denoiser = denoiser
+        self.conditioner = conditioner
+        self.prediction = prediction
+
+    def eps(self, schedule: NoiseSchedule, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        out = self.denoiser(x_t, t, cond)
+        if self.prediction == "eps":
+            return out
+        abar = _per_row_alpha_bar(schedule, t, x_t)
+        return abar.sqrt() * out + (1.0 - abar).sqrt() * x_t
+
+    def loss(self, x0: torch.Tensor, emotion: torch.Tensor, schedule: NoiseSchedule, t: torch.Tensor,
+             noise: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+        """Ho et al.'s simple loss: MSE between the true and predicted noise (or v) of ``x_t``."""
+        cond = self.conditioner(emotion, x0, drop)
+        out = self.denoiser(schedule.q_sample(x0, t, noise), t, cond)
+        if self.prediction == "eps":
+            target = noise
+        else:
+            abar = _per_row_alpha_bar(schedule, t, x0)
+            target = abar.sqrt() * noise - (1.0 - abar).sqrt() * x0
+        return F.mse_loss(out, target)
+
+
+def _per_row_alpha_bar(schedule: NoiseSchedule, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    abar = schedule.alphas_cumprod[t.cpu()].to(device=like.device, dtype=like.dtype)
+    return abar.view(-1, *([1] * (like.ndim - 1)))
+
+
+def classifier_free_guidance(eps: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+                             cond: torch.Tensor, null: torch.Tensor, scale: float) -> Denoiser:
+    """``denoise(x_t, t)`` with ``eps = eps_uncond + scale * (eps_cond - eps_uncond)`` (one batched pass).
+
+    ``eps(x_t, t, cond)`` is the conditional noise predictor."""
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if scale == 1.0:
+            return eps(x, t, cond)
+        if scale == 0.0:
+            return eps(x, t, null)
+        eps_cond, eps_uncond = eps(torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null])).chunk(2)
+        return eps_uncond + scale * (eps_cond - eps_uncond)
+
+    return denoise
+
+
+@register
+class DiffusionGenerator(NeuralGenerator):
+    """Emotion- and style-conditioned mel diffusion with classifier-free guidance (Kim & Lee 2024)."""
+
+    name = "diffusion"
+    SAMPLING_KEYS = ("mode", "enhance_t0", "sampler", "sampling_steps", "eta", "spacing", "ddpm_variance",
+                     "clip_x0", "guidance_scale", "sample_batch_size")
+    PROFILE_DEFAULTS = {
+        "smoke": {"base_channels": 8, "channel_mults": (1, 2), "patch_size": 4, "cond_dim": 16,
+                  "style_channels": 4, "style_dim": 8, "ser_channels": 8, "ser_lstm_hidden": 8, "ser_epochs": 1,
+                  "train_steps": 4, "batch_size": 8, "warmup_steps": 1, "sampling_steps": 4, "ema_decay": 0.0},
+        "quick": {k: v for k, v in DEFAULTS.items() if k != "seed"},
+        # Kim & Lee 2024 (Tables 3-4): T = 1000 linear 1e-4..0.02, batch 32, widths 256/512/1024 with two
+        # downsamplings and attention in the middle; meant for a GPU.
+        "paper": {"schedule": "linear", "prediction": "eps", "timesteps": 1000, "base_channels": 256, "channel_mults": (1, 2, 4),
+                  "num_res_blocks": 2, "patch_size": 1, "groups": 32, "heads": 8, "cond_dim": 512,
+                  "style_channels": 32, "style_dim": 128, "ser_channels": 128, "ser_lstm_hidden": 128,
+                  "ser_epochs": 50, "ser_patience": 10, "train_steps": 200_000, "batch_size": 32, "lr": 1e-4,
+                  "warmup_steps": 1000, "ema_decay": 0.9999, "sampling_steps": 50, "sample_batch_size": 32},
+    }
+
+    def __init__(self, **config: Any):
+        unknown = sorted(set(config) - set(DEFAULTS))
+        if unknown:
+            raise EmoaugError(f"generator 'diffusion': unknown option(s) {', '.join(unknown)} "
+                              f"(known: {', '.join(DEFAULTS)})")
+        merged = {**DEFAULTS, **config}
+        merged["channel_mults"] = tuple(merged["channel_mults"])
+        merged["attention_at"] = tuple(merged["attention_at"])
+        super().__init__(**merged)
+        _check_config(self.config)
+        self.model: DiffusionModel | None = None
+        self.ema: DiffusionModel | None = None
+        self.schedule: NoiseSchedule = make_schedule(**self._schedule_args())
+        self.centroids = torch.empty(0)
+        self.x_bound = 1.0
+        self.ser_summary: dict[str, Any] = {}
+        self._x = torch.empty(0)
+        self._y = torch.empty(0, dtype=torch.int64)
+        self._item_ids: list[str] = []
+        self._speakers: list[str] = []
+
+    # ------------------------------------------------------------------ building
+    def _schedule_args(self) -> dict[str, Any]:
+        cfg = self.config
+        if cfg["schedule"] == "cosine":
+            return {"name": "cosine", "T": cfg["timesteps"], "s": cfg["cosine_s"]}
+        return {"name": cfg["schedule"], "T": cfg["timesteps"], "beta_start": cfg["beta_start"],
+                "beta_end": cfg["beta_end"]}
+
+    @property
+    def emotion_dim(self) -> int:
+        return 2 * int(self.config["ser_lstm_hidden"])  # the CNN-BLSTM embedding is the BLSTM output
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets: dict[str, nn.Module] = {"model": self.model}
+        if self.ema is not None:
+            nets["ema"] = self.ema
+        return nets
+
+    def _setup(self, train: FeatureSet) -> None:
+        cfg = self.config
+        # references, not copies: generation reads source / reference rows from the training fold
+        self._x, self._y = train.x, train.y
+        self._item_ids, self._speakers = list(train.item_ids), list(train.speakers)
+        self.x_bound = 1.1 * float(train.x.abs().max())
+        self.centroids = torch.zeros(len(self.labels), self.emotion_dim)
+        denoiser = unet(in_channels=1, base_channels=cfg["base_channels"], channel_mults=cfg["channel_mults"],
+                        num_res_blocks=cfg["num_res_blocks"], attention_at=cfg["attention_at"],
+                        mid_attention=cfg["mid_attention"], cond_dim=cfg["cond_dim"], groups=cfg["groups"],
+                        heads=cfg["heads"], dropout=cfg["dropout"], patch_size=cfg["patch_size"])
+        conditioner = Conditioner(self.emotion_dim, cfg["cond_dim"], cfg["style_channels"], cfg["style_dim"],
+                                  cfg["groups"])
+        self.model = DiffusionModel(denoiser, conditioner, cfg["prediction"])
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if cfg["ema_decay"] > 0 else None
+
+    # ------------------------------------------------------------------ training
+    def _train(self, train: FeatureSet) -> None:
+        started = time.perf_counter()
+        embeddings = self._fit_emotion_embedding(train)
+        self.ser_summary["seconds"] = time.perf_counter() - started
+        log.debug("diffusion: emotion-embedding classifier %s", self.ser_summary)
+        self._fit_denoiser(train, embeddings)
+
+    def _fit_emotion_embedding(self, train: FeatureSet) -> torch.Tensor:
+        """Train the SER classifier on training rows only; return every row's embedding, set centroids."""
+        cfg = self.config
+        fit_rows, holdout_rows = self._speaker_holdout(train)
+        config = TrainConfig(epochs=cfg["ser_epochs"], batch_size=cfg["ser_batch_size"], lr=cfg["ser_lr"],
+                             patience=cfg["ser_patience"] if holdout_rows.size else None, seed=self.seed,
+                             device=str(self.device))
+        ser = SERClassifier("cnn_blstm", config, channels=cfg["ser_channels"], lstm_hidden=cfg["ser_lstm_hidden"],
+                            lstm_layers=1)
+        ser.fit(train.subset(fit_rows), train.subset(holdout_rows) if holdout_rows.size else None, progress=False)
+        embeddings = torch.from_numpy(ser.embed(train)).float()
+        for k in range(len(self.labels)):
+            rows = train.y == k
+            if bool(rows.any()):
+                self.centroids[k] = embeddings[rows].mean(dim=0)
+        self.ser_summary = {"fit_rows": int(fit_rows.size), "holdout_rows": int(holdout_rows.size),
+                            "epochs_run": len(ser.history), "best_epoch": ser.best_epoch}
+        return embeddings
+
+    def _speaker_holdout(self, train: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices (fit, holdout): ``ser_holdout`` of the training speakers, picked by the seed."""
+        all_rows = np.arange(len(train))
+        speakers = sorted(set(train.speakers))
+        n_holdout = int(round(self.config["ser_holdout"] * len(speakers)))
+        if len(speakers) < 2 or n_holdout < 1:
+            return all_rows, np.zeros(0, dtype=np.int64)
+        n_holdout = min(n_holdout, len(speakers) - 1)
+        picked = set(np.random.default_rng([self.seed, 7]).choice(speakers, size=n_holdout, replace=False))
+        held = np.array([s in picked for s in train.speakers])
+        return all_rows[~held], all_rows[held]
+
+    def _fit_denoiser(self, train: FeatureSet, embeddings: torch.Tensor) -> None:
+        cfg, model, device = self.config, self.model, self.device
+        optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        warmup = max(1, int(cfg["warmup_steps"]))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        rng = self.torch_rng(1)
+        batches = self._batch_stream(len(train), int(cfg["batch_size"]), rng)
+        log_every = max(1, int(cfg["train_steps"]) // 20)
+        started, running = time.perf_counter(), []
+        model.train()
+        for step in range(int(cfg["train_steps"])):
+            index = next(batches)
+            loss = self._training_loss(train.x[index], embeddings[index], rng)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg["grad_clip"]:
+                nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
+            optimizer.step()
+            scheduler.step()
+            self._update_ema(step)
+            running.append(float(loss.detach()))
+            if (step + 1) % log_every == 0 or step + 1 == int(cfg["train_steps"]):
+                self.history.append({"step": step + 1, "loss": float(np.mean(running)),
+                                     "seconds": time.perf_counter() - started})
+                log.debug("diffusion step %d loss %.4f (%.0fs)", step + 1, self.history[-1]["loss"],
+                          self.history[-1]["seconds"])
+                running = []
+        model.eval()
+
+    def _training_loss(self, x0: torch.Tensor, emotion: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """Random steps, noise and guidance drop-out drawn on CPU from ``rng`` (device-independent draws)."""
+        n = x0.shape[0]
+        t = torch.randint(0, self.schedule.num_timesteps, (n,), generator=rng)
+        noise = torch.randn(x0.shape, generator=rng)
+        drop = torch.rand(n, generator=rng) < float(self.config["p_uncond"])
+        device = self.device
+        return self.model.loss(x0.to(device), emotion.to(device), self.schedule, t.to(device), noise.to(device),
+                               drop.to(device))
+
+    def _batch_stream(self, n_rows: int, batch_size: int, rng: torch.Generator):
+        while True:  # epoch after epoch of shuffled mini-batches
+            yield from self.minibatches(n_rows, min(batch_size, n_rows), rng)
+
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        if self.ema is None:
+            return
+        # warm-up (as in many DDPM codebases): early weights are not averaged in with a 0.999-style decay
+        decay = min(float(self.config["ema_decay"]), (1 + step) / (10 + step))
+        for ema_p, p in zip(self.ema.parameters(), self.model.parameters()):
+            ema_p.lerp_(p.detach(), 1.0 - decay)
+        for ema_b, b in zip(self.ema.buffers(), self.model.buffers()):
+            ema_b.copy_(b)
+
+    # ------------------------------------------------------------------ state
+    def extra_state(self) -> dict[str, Any]:
+        return {"centroids": self.centroids.detach().cpu().clone(), "x_bound": float(self.x_bound),
+                "labels": list(self.labels), "ser": dict(self.ser_summary)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if list(state.get("labels", self.labels)) != list(self.labels):
+            raise EmoaugError(f"generator 'diffusion': checkpoint labels {state['labels']} differ from {list(self.labels)}")
+        self.centroids = state["centroids"].float().clone()
+        self.x_bound = float(state["x_bound"])
+        self.ser_summary = dict(state.get("ser", {}))
+
+    # ------------------------------------------------------------------ generation
+    def with_sampling(self, **overrides: Any) -> DiffusionGenerator:
+        """A view of this fitted generator with other sampling options (shares the trained weights)."""
+        bad = sorted(set(overrides) - set(self.SAMPLING_KEYS))
+        if bad:
+            raise EmoaugError(f"generator 'diffusion': with_sampling() takes only {', '.join(self.SAMPLING_KEYS)}, "
+                              f"not {', '.join(bad)}")
+        other = copy.copy(self)
+        other.config = {**self.config, **overrides}
+        _check_config(other.config)
+        return other
+
+    def sampler(self):
+        cfg = self.config
+        clip = self.x_bound if cfg["clip_x0"] == "auto" else cfg["clip_x0"]
+        return make_sampler(cfg["sampler"], self.schedule, steps=cfg["sampling_steps"], eta=cfg["eta"],
+                            spacing=cfg["spacing"], ddpm_variance=cfg["ddpm_variance"], clip_x0=clip)
+
+    def enhance_step(self) -> int:
+        """``enhance_t0`` as a 0-based step: an int is a step, a float a fraction of the chain."""
+        t0, T = self.config["enhance_t0"], self.schedule.num_timesteps
+        step = int(t0) if isinstance(t0, (int, np.integer)) else int(round(float(t0) * T)) - 1
+        return min(max(step, 0), T - 1)
+
+    def _generate(self, n_per_class: dict[str, int], seed: int) -> FeatureSet:
+        model = self.ema if self.ema is not None else self.model
+        model.eval()
+        sampler = self.sampler()
+        xs, ys, sources = [], [], []
+        for label_index, label in enumerate(self.labels):
+            count = _check_count(label, n_per_class.get(label, 0))
+            if count == 0:
+                continue
+            # one stream per (generator seed, seed, class): a class's rows do not depend on other counts
+            np_rng = np.random.default_rng([self.seed, seed, label_index])
+            torch_rng = torch.Generator().manual_seed(int(np_rng.integers(2**62)))
+            rows = self.sample_rows_per_class(self._y, {label: count}, np_rng)
+            if not rows:
+                raise EmoaugError(f"generator 'diffusion': no training rows of class {label!r} to condition on")
+            for start in range(0, count, int(self.config["sample_batch_size"])):
+                chunk = rows[start : start + int(self.config["sample_batch_size"])]
+                xs.append(self._sample_batch(model, sampler, label_index, chunk, torch_rng))
+            ys.append(torch.full((count,), label_index, dtype=torch.int64))
+            sources += rows
+        if not xs:
+            n_mels, n_frames = self._x.shape[1:]
+            return FeatureSet(x=torch.zeros((0, n_mels, n_frames)), y=torch.zeros(0, dtype=torch.int64),
+                              labels=self.labels, item_ids=[])
+        x, y = torch.cat(xs), torch.cat(ys)
+        if self.config["mode"] == "enhance":
+            speakers = [self._speakers[r] for r in sources] if self._speakers else None
+            return generated_featureset(x, y, self.labels, self.name, [self._item_ids[r] for r in sources], speakers)
+        return generated_featureset(x, y, self.labels, self.name)
+
+    @torch.no_grad()
+    def _sample_batch(self, model: DiffusionModel, sampler, label_index: int, rows: list[int],
+                      rng: torch.Generator) -> torch.Tensor:
+        device = self.device
+        reference = self._x[torch.as_tensor(rows)].to(device, torch.float32)
+        emotion = self.centroids[label_index].to(device).expand(len(rows), -1)
+        cond = model.conditioner(emotion, reference)
+        denoise = classifier_free_guidance(functools.partial(model.eps, self.schedule), cond,
+                                           model.conditioner.null_condition(len(rows)),
+                                           float(self.config["guidance_scale"]))
+        noise = torch.randn(reference.shape, generator=rng).to(device)
+        if self.config["mode"] == "enhance":
+            t0 = self.enhance_step()
+            start = self.schedule.q_sample(reference, torch.full((len(rows),), t0), noise)
+            return sampler.sample(denoise, start, generator=rng, start_step=t0).cpu()
+        return sampler.sample(denoise, noise, generator=rng).cpu()
+
+
+# ---------------------------------------------------------------------- config checks
+def _check_count(label: str, count) -> int:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise EmoaugError(f"generator 'diffusion': n_per_class[{label!r}] must be an integer >= 0, got {count!r}")
+    return int(count)
+
+
+def _choice(config: dict, key: str, allowed: tuple[str, ...]) -> None:
+    if config[key] not in allowed:
+        raise EmoaugError(f"generator 'diffusion': {key} must be one of {', '.join(allowed)}, got {config[key]!r}")
+
+
+def _positive_int(config: dict, key: str, minimum: int = 1) -> None:
+    value = config[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise EmoaugError(f"generator 'diffusion': {key} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_config(cfg: dict) -> None:
+    _choice(cfg, "mode", MODES)
+    _choice(cfg, "sampler", SAMPLERS)
+    _choice(cfg, "schedule", SCHEDULES)
+    _choice(cfg, "spacing", SPACINGS)
+    _choice(cfg, "ddpm_variance", DDPM_VARIANCES)
+    _choice(cfg, "prediction", PREDICTIONS)
+    for key in ("timesteps", "sampling_steps", "sample_batch_size", "base_channels", "num_res_blocks", "heads",
+                "groups", "patch_size", "cond_dim", "style_channels", "style_dim", "ser_channels",
+                "ser_lstm_hidden", "ser_epochs", "ser_batch_size", "ser_patience", "batch_size"):
+        _positive_int(cfg, key)
+    for key in ("train_steps", "warmup_steps"):
+        _positive_int(cfg, key, minimum=0)
+    for key in ("p_uncond", "ser_holdout", "ema_decay"):
+        if not 0.0 <= float(cfg[key]) < 1.0:
+            raise EmoaugError(f"generator 'diffusion': {key} must be in [0, 1), got {cfg[key]!r}")
+    if not float(cfg["guidance_scale"]) >= 0:
+        raise EmoaugError(f"generator 'diffusion': guidance_scale must be >= 0, got {cfg['guidance_scale']!r}")
+    if not float(cfg["eta"]) >= 0:
+        raise EmoaugError(f"generator 'diffusion': eta must be >= 0, got {cfg['eta']!r}")
+    t0 = cfg["enhance_t0"]
+    if isinstance(t0, bool) or not isinstance(t0, (int, float, np.integer, np.floating)):
+        raise EmoaugError(f"generator 'diffusion': enhance_t0 must be a step (int) or a fraction (float), got {t0!r}")
+    if isinstance(t0, (float, np.floating)) and not 0.0 < t0 <= 1.0:
+        raise EmoaugError(f"generator 'diffusion': enhance_t0 as a fraction must be in (0, 1], got {t0!r}")
+    clip = cfg["clip_x0"]
+    if clip not in ("auto", None) and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
+        raise EmoaugError(f"generator 'diffusion': clip_x0 must be 'auto', None or a number > 0, got {clip!r}")
+    if not math.isfinite(float(cfg["lr"])) or float(cfg["lr"]) <= 0:
+        raise EmoaugError(f"generator 'diffusion': lr must be > 0, got {cfg['lr']!r}")
