@@ -64,9 +64,13 @@ def mel_to_audio(mel_db: np.ndarray, preset: MelPreset, *, n_iter: int = 32, see
     import librosa
 
     power = librosa.db_to_power(mel_db, ref=1.0)
+    # mel_to_stft solves a non-negative least-squares problem with L-BFGS-B, whose tolerances are
+    # absolute: on front-end powers up to ~1e5 (peak-normalised audio, dB ref 1.0) it crawls for
+    # minutes per row. NNLS is scale-equivariant, so solve at unit peak and scale the magnitude back.
+    scale = float(power.max()) if power.size and float(power.max()) > 0 else 1.0
     magnitude = librosa.feature.inverse.mel_to_stft(
-        power, sr=preset.sample_rate, n_fft=preset.n_fft, power=2.0, fmin=preset.fmin, fmax=preset.fmax,
-        htk=False, norm="slaney")
+        power / scale, sr=preset.sample_rate, n_fft=preset.n_fft, power=2.0, fmin=preset.fmin, fmax=preset.fmax,
+        htk=False, norm="slaney") * np.sqrt(scale)
     return librosa.griffinlim(
         magnitude, n_iter=n_iter, hop_length=preset.hop_length, win_length=preset.win_length, n_fft=preset.n_fft,
         window="hann", center=True, dtype=np.float32, length=(mel_db.shape[-1] - 1) * preset.hop_length,
