@@ -229,6 +229,8 @@ def test_fit_sees_only_the_training_rows_and_holds_out_speakers_for_the_embeddin
     ser = fitted.ser_summary
     assert ser["holdout_rows"] == 9 and ser["fit_rows"] + ser["holdout_rows"] == len(train_set)  # 1 of 4 speakers
     assert fitted.centroids.shape == (3, 16) and bool((fitted.centroids.abs().sum(dim=1) > 0).all())
+    ids, speakers = fitted.fitted_parts()["emotion-embedding classifier"]  # audited by the runner
+    assert ids == sorted(train_set.item_ids) and speakers == set(train_set.speakers)
     assert [h["step"] for h in fitted.history][-1] == TINY["train_steps"]
 
 
@@ -293,4 +295,5 @@ def test_config_errors_and_profiles():
     for profile in ("smoke", "quick", "paper"):
         generator = DiffusionGenerator(**DiffusionGenerator.profile_config(profile))
         assert generator.schedule.num_timesteps == generator.config["timesteps"]
+        assert generator.to("cpu").networks() == {}  # the runner moves generators before fitting them
     assert DiffusionGenerator.profile_config("paper")["base_channels"] == 256

@@ -32,6 +32,18 @@ class LeakyGenerator(Generator):
         return self.template
 
 
+class LeakyPartGenerator(LeakyGenerator):
+    """Fits itself honestly, but an inner model (like diffusion's emotion embedding) read every item."""
+
+    name = "leaky-part"
+
+    def _fit(self, train: FeatureSet) -> None:
+        self.template = train.subset([0])
+
+    def fitted_parts(self):
+        return {"inner classifier": (list(ALL_IDS), set())}
+
+
 @pytest.fixture(scope="module")
 def emodb_root(tmp_path_factory):
     return make_emodb(tmp_path_factory.mktemp("data") / "emodb", speakers=SPEAKERS, texts=TEXTS)
@@ -120,6 +132,15 @@ def test_leaky_generator_fails_the_run(emodb_root, tmp_path, capsys):
     assert code == 2
     assert "leaky" in err[-1].lower() or "LeakyGenerator" in err[-1]
     assert "validation/test items" in err[-1]
+
+
+def test_leak_through_a_generators_inner_model_fails_the_run(emodb_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(smoke_args(emodb_root, out, "--gen", "tests.test_e2e:LeakyPartGenerator", "--no-mlflow"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "inner classifier" in err[-1] and "validation/test items" in err[-1]
+    assert not (only_run_dir(out) / "leakage_audit.json").exists()
 
 
 def test_paper_split_is_flagged_speaker_dependent(emodb_root, tmp_path, capsys):

@@ -272,6 +272,9 @@ class Benchmark:
         test_speakers = set(data.test.speakers)
         self.leakage_audit.append(check_scope(f"generator {generator!r}", gen.fitted_item_ids, gen.fitted_speakers,
                                               data.fold, test_speakers))
+        for part, (ids, speakers) in gen.fitted_parts().items():
+            self.leakage_audit.append(check_scope(f"generator {generator!r}: {part}", ids, speakers, data.fold,
+                                                  test_speakers))
         want = allocate_synthetic(data.train.class_counts(), round(self.config.synthetic_ratio * len(data.train)))
         start = time.perf_counter()
         synthetic = gen.generate(want, seed=data.seed)

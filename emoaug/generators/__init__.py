@@ -55,4 +55,4 @@ def make_generator(name: str, **config) -> Generator:
 
 
 # Built-ins register themselves on import.
-from . import cyclegan, none, specaugment  # noqa: E402,F401
+from . import cyclegan, dcgan, diffusion, none, specaugment, vae  # noqa: E402,F401

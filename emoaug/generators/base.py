@@ -58,6 +58,14 @@ class Generator:
         self.fitted_speakers = set(train.speakers)
         self.labels = train.labels
 
+    def fitted_parts(self) -> dict[str, tuple[list[str], set[str]]]:
+        """Models trained inside ``fit`` on their own subset of rows: part name -> (item ids, speakers).
+
+        The runner audits each like the generator itself (e.g. the diffusion model's emotion-embedding
+        classifier), so a part that quietly reads other rows fails the run too.
+        """
+        return {}
+
     def generate(self, n_per_class: Mapping[str, int], seed: int = 0) -> FeatureSet:
         """Return ``n_per_class[label]`` new rows per label, with ids starting with ``gen:<name>:``."""
         if not self.labels:

@@ -66,7 +66,9 @@ _COMMON = {
     "d_steps": 1,
     "range_margin": 0.05,
     "bn_batches": 8,
+    "g_upsample": "transposed",
 }
+UPSAMPLING = ("transposed", "nearest")
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -87,7 +89,8 @@ class ConditionalBatchNorm2d(nn.Module):
 class ConditionalGenerator(nn.Module):
     """DCGAN generator; the emotion enters as a one-hot next to the noise and through every BatchNorm."""
 
-    def __init__(self, n_mels: int, n_frames: int, n_classes: int, noise_dim: int, widths: list[int]):
+    def __init__(self, n_mels: int, n_frames: int, n_classes: int, noise_dim: int, widths: list[int],
+                 upsample: str = "transposed"):
         super().__init__()
         self.n_mels, self.n_frames, self.n_classes = n_mels, n_frames, n_classes
         factor = 2 ** len(widths)
@@ -96,9 +99,9 @@ class ConditionalGenerator(nn.Module):
         self.norms = nn.ModuleList([ConditionalBatchNorm2d(widths[0], n_classes)])
         self.ups = nn.ModuleList()
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            self.ups.append(nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=False))
+            self.ups.append(upsampling_conv(c_in, c_out, upsample, bias=False))
             self.norms.append(ConditionalBatchNorm2d(c_out, n_classes))
-        self.out = nn.ConvTranspose2d(widths[-1], 1, 4, stride=2, padding=1)
+        self.out = upsampling_conv(widths[-1], 1, upsample, bias=True)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``z [B, noise_dim]``, ``y [B]`` -> rows ``[B, M, T]`` in [-1, 1]."""
@@ -107,6 +110,17 @@ class ConditionalGenerator(nn.Module):
         for up, norm in zip(self.ups, self.norms[1:]):
             h = F.relu(norm(up(h), y))
         return crop(torch.tanh(self.out(h)).squeeze(1), self.n_mels, self.n_frames)
+
+
+def upsampling_conv(c_in: int, c_out: int, kind: str, *, bias: bool) -> nn.Module:
+    """x2 up-sampling: DCGAN's stride-2 transposed conv, or nearest up-sampling + 3x3 conv.
+
+    The second avoids the checkerboard that overlapping transposed-conv kernels print early in
+    training (Odena et al. 2016), which matters when training is short.
+    """
+    if kind == "transposed":
+        return nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)
+    return nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"), nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias))
 
 
 class ProjectionDiscriminator(nn.Module):
@@ -164,7 +178,7 @@ class ConditionalDCGAN(NeuralGenerator):
         cfg = self.config
         n_classes = len(train.labels)
         self.generator = ConditionalGenerator(train.n_mels, train.n_frames, n_classes, cfg["noise_dim"],
-                                              cfg["g_widths"])
+                                              cfg["g_widths"], cfg["g_upsample"])
         self.discriminator = ProjectionDiscriminator(n_classes, cfg["d_widths"])
         self.band_center, self.band_half_range = band_range(train.x, cfg["range_margin"])
         self._train_y = train.y
@@ -287,6 +301,9 @@ def band_range(x: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tens
 def _check_config(cfg: dict[str, Any]) -> None:
     if cfg["loss"] not in LOSSES:
         raise EmoaugError(f"generator 'dcgan': loss must be one of {', '.join(LOSSES)}, got {cfg['loss']!r}")
+    if cfg["g_upsample"] not in UPSAMPLING:
+        raise EmoaugError(f"generator 'dcgan': g_upsample must be one of {', '.join(UPSAMPLING)}, "
+                          f"got {cfg['g_upsample']!r}")
     for key in ("g_widths", "d_widths"):
         widths = cfg[key]
         if not isinstance(widths, list) or not widths or not all(positive_int(w) for w in widths):

@@ -81,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "groups": 8,
     "dropout": 0.0,
     "patch_size": 4,
+    "stem_channels": 16,
     "prediction": "v",
     # conditioning
     "cond_dim": 64,
@@ -241,6 +242,7 @@ class DiffusionGenerator(NeuralGenerator):
         self.centroids = torch.empty(0)
         self.x_bound = 1.0
         self.ser_summary: dict[str, Any] = {}
+        self.ser_item_ids: list[str] = []  # rows the emotion-embedding classifier was trained / stopped on
         self._x = torch.empty(0)
         self._y = torch.empty(0, dtype=torch.int64)
         self._item_ids: list[str] = []
@@ -259,6 +261,8 @@ class DiffusionGenerator(NeuralGenerator):
         return 2 * int(self.config["ser_lstm_hidden"])  # the CNN-BLSTM embedding is the BLSTM output
 
     def networks(self) -> dict[str, nn.Module]:
+        if self.model is None:
+            return {}  # not built yet: the runner moves generators to a device before fit()
         nets: dict[str, nn.Module] = {"model": self.model}
         if self.ema is not None:
             nets["ema"] = self.ema
@@ -274,7 +278,8 @@ class DiffusionGenerator(NeuralGenerator):
         denoiser = unet(in_channels=1, base_channels=cfg["base_channels"], channel_mults=cfg["channel_mults"],
                         num_res_blocks=cfg["num_res_blocks"], attention_at=cfg["attention_at"],
                         mid_attention=cfg["mid_attention"], cond_dim=cfg["cond_dim"], groups=cfg["groups"],
-                        heads=cfg["heads"], dropout=cfg["dropout"], patch_size=cfg["patch_size"])
+                        heads=cfg["heads"], dropout=cfg["dropout"], patch_size=cfg["patch_size"],
+                        stem_channels=cfg["stem_channels"])
         conditioner = Conditioner(self.emotion_dim, cfg["cond_dim"], cfg["style_channels"], cfg["style_dim"],
                                   cfg["groups"])
         self.model = DiffusionModel(denoiser, conditioner, cfg["prediction"])
@@ -305,7 +310,13 @@ class DiffusionGenerator(NeuralGenerator):
                 self.centroids[k] = embeddings[rows].mean(dim=0)
         self.ser_summary = {"fit_rows": int(fit_rows.size), "holdout_rows": int(holdout_rows.size),
                             "epochs_run": len(ser.history), "best_epoch": ser.best_epoch}
+        self.ser_item_ids = sorted(train.item_ids[int(i)] for i in np.concatenate([fit_rows, holdout_rows]))
         return embeddings
+
+    def fitted_parts(self) -> dict[str, tuple[list[str], set[str]]]:
+        by_id = dict(zip(self._item_ids, self._speakers)) if self._speakers else {}
+        speakers = {by_id[i] for i in self.ser_item_ids if i in by_id}
+        return {"emotion-embedding classifier": (list(self.ser_item_ids), speakers)}
 
     def _speaker_holdout(self, train: FeatureSet) -> tuple[np.ndarray, np.ndarray]:
         """Row indices (fit, holdout): ``ser_holdout`` of the training speakers, picked by the seed."""
@@ -376,7 +387,7 @@ class DiffusionGenerator(NeuralGenerator):
     # ------------------------------------------------------------------ state
     def extra_state(self) -> dict[str, Any]:
         return {"centroids": self.centroids.detach().cpu().clone(), "x_bound": float(self.x_bound),
-                "labels": list(self.labels), "ser": dict(self.ser_summary)}
+                "labels": list(self.labels), "ser": dict(self.ser_summary), "ser_item_ids": list(self.ser_item_ids)}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if list(state.get("labels", self.labels)) != list(self.labels):
@@ -384,6 +395,7 @@ class DiffusionGenerator(NeuralGenerator):
         self.centroids = state["centroids"].float().clone()
         self.x_bound = float(state["x_bound"])
         self.ser_summary = dict(state.get("ser", {}))
+        self.ser_item_ids = list(state.get("ser_item_ids", []))
 
     # ------------------------------------------------------------------ generation
     def with_sampling(self, **overrides: Any) -> DiffusionGenerator:
@@ -486,7 +498,7 @@ def _check_config(cfg: dict) -> None:
                 "groups", "patch_size", "cond_dim", "style_channels", "style_dim", "ser_channels",
                 "ser_lstm_hidden", "ser_epochs", "ser_batch_size", "ser_patience", "batch_size"):
         _positive_int(cfg, key)
-    for key in ("train_steps", "warmup_steps"):
+    for key in ("train_steps", "warmup_steps", "stem_channels"):
         _positive_int(cfg, key, minimum=0)
     for key in ("p_uncond", "ser_holdout", "ema_decay"):
         if not 0.0 <= float(cfg[key]) < 1.0:

@@ -98,16 +98,20 @@ class UNet(nn.Module):
 
     def __init__(self, *, in_channels: int, base_channels: int, channel_mults: Sequence[int], num_res_blocks: int,
                  attention_at: Sequence[int], mid_attention: bool, cond_dim: int, groups: int, heads: int,
-                 dropout: float, patch_size: int):
+                 dropout: float, patch_size: int, stem_channels: int):
         super().__init__()
         widths = [base_channels * m for m in channel_mults]
         self.in_channels, self.cond_dim, self.n_down = in_channels, cond_dim, len(widths) - 1
-        self.patch_size = patch_size
+        self.patch_size, self.stem_channels = patch_size, stem_channels
         emb_dim = 4 * base_channels
         self.time_dim = base_channels
         self.time_mlp = nn.Sequential(nn.Linear(base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.cond_proj = nn.Linear(cond_dim, emb_dim) if cond_dim > 0 else None
-        patch_channels = in_channels * patch_size**2
+        # optional full-resolution stem/head around the patch folding (see ``unet``)
+        pixel_channels = stem_channels if stem_channels else in_channels
+        self.stem = nn.Conv2d(in_channels, stem_channels, 3, padding=1) if stem_channels else None
+        self.head = nn.Conv2d(2 * stem_channels, in_channels, 3, padding=1) if stem_channels else None
+        patch_channels = pixel_channels * patch_size**2
         self.conv_in = nn.Conv2d(patch_channels, widths[0], 3, padding=1)
 
         def block(i: int, o: int, attention: bool) -> Block:
@@ -157,7 +161,8 @@ class UNet(nn.Module):
         # pad (zeros) to a size every downsampling halves exactly; cropped back at the end
         h = F.pad(h, (0, -width % multiple, 0, -height % multiple))
         emb = self.embedding(t, cond)
-        h = self.conv_in(F.pixel_unshuffle(h, self.patch_size))
+        stem = F.silu(self.stem(h)) if self.stem is not None else None
+        h = self.conv_in(F.pixel_unshuffle(stem if stem is not None else h, self.patch_size))
         skips = [h]
         for level, blocks in enumerate(self.down):
             for blk in blocks:
@@ -172,7 +177,10 @@ class UNet(nn.Module):
                 h = blk(torch.cat([h, skips.pop()], dim=1), emb)
             if k < self.n_down:
                 h = self.upsample[k](F.interpolate(h, scale_factor=2.0, mode="nearest"))
-        out = F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch_size)[..., :height, :width]
+        out = F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch_size)
+        if self.head is not None:
+            out = self.head(F.silu(torch.cat([out, stem], dim=1)))
+        out = out[..., :height, :width]
         return out.squeeze(1) if squeeze else out
 
 
@@ -189,13 +197,18 @@ def unet(
     heads: int = 4,
     dropout: float = 0.0,
     patch_size: int = 1,
+    stem_channels: int = 0,
 ) -> UNet:
     """Build the U-Net. ``channel_mults``: width of each level relative to ``base_channels`` (one
     downsampling between consecutive levels); ``attention_at``: level indices (0 = full resolution)
     whose blocks add self-attention; the middle block has attention when ``mid_attention``;
     ``patch_size`` > 1 folds p x p cells into channels before the first conv and unfolds them after the
     last one (pixel (un)shuffle, as in Imagen's efficient U-Net and patch-based diffusion): p**2 times
-    less work at full resolution, which is what makes CPU training feasible."""
+    less work at full resolution, which is what makes CPU training feasible. ``stem_channels`` > 0 adds
+    a thin full-resolution conv before the folding and a head conv after the unfolding that also sees the
+    stem's features: a cheap local path for the pixel-level denoising that folding otherwise starves."""
+    if stem_channels < 0:
+        raise EmoaugError("unet: stem_channels must be >= 0")
     if base_channels < 1 or not channel_mults or min(channel_mults) < 1 or num_res_blocks < 1 or patch_size < 1:
         raise EmoaugError("unet: base_channels, channel_mults, num_res_blocks and patch_size must be positive")
     bad = sorted(set(attention_at) - set(range(len(channel_mults))))
@@ -203,4 +216,5 @@ def unet(
         raise EmoaugError(f"unet: attention_at levels {bad} do not exist (levels 0..{len(channel_mults) - 1})")
     return UNet(in_channels=in_channels, base_channels=base_channels, channel_mults=tuple(channel_mults),
                 num_res_blocks=num_res_blocks, attention_at=tuple(attention_at), mid_attention=mid_attention,
-                cond_dim=cond_dim, groups=groups, heads=heads, dropout=dropout, patch_size=patch_size)
+                cond_dim=cond_dim, groups=groups, heads=heads, dropout=dropout, patch_size=patch_size,
+                stem_channels=stem_channels)
