@@ -40,6 +40,7 @@ class Profile:
 
 
 _SMALL_BLSTM = {"channels": 32, "lstm_hidden": 32, "lstm_layers": 1}
+_QUICK_BLSTM = {"channels": 64, "lstm_hidden": 64, "lstm_layers": 1}
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -65,7 +66,9 @@ PROFILES: dict[str, Profile] = {
         preset="emogen",
         classifier="cnn_blstm",
         classifiers={
-            "cnn_blstm": ClassifierSettings("cnn_blstm", {}, epochs=30, batch_size=32, lr=1e-3,
+            # One BLSTM layer of 64 and 64 conv channels: 3.6x cheaper per epoch than Malik's full size on
+            # 128 x 173 rows (measured), which is what lets every generator run 5 folds in under 30 min.
+            "cnn_blstm": ClassifierSettings("cnn_blstm", _QUICK_BLSTM, epochs=30, batch_size=32, lr=1e-3,
                                             weight_decay=1e-4, patience=8),
             "resnet50": ClassifierSettings("resnet50", {}, epochs=15, batch_size=16, lr=1e-4,
                                            weight_decay=0.0, patience=5),
@@ -73,7 +76,7 @@ PROFILES: dict[str, Profile] = {
         n_folds=5,
         n_seeds=1,
         synthetic_ratio=1.0,
-        export_per_emotion=2,
+        export_per_emotion=1,
         griffin_lim_iters=32,
     ),
     "paper": Profile(
