@@ -28,6 +28,8 @@ def test_every_generator_runs_on_the_embedded_corpus(tmp_path, capsys):
     for column in ("mad", "fd", "judge_ua", "diversity_mel"):
         assert table.loc[augmenters, column].notna().all(), column
     assert (table.loc[augmenters, "n_synthetic_rows"] > 0).all()
+    assert (table.loc[augmenters, "ua_pairs"] == 2).all()  # paired with `none` on both folds of the one seed
+    assert table.loc[augmenters, "ua_p"].between(0, 1).all()
     for generator in augmenters:
         assert generator in printed
         assert list((run_dir / "audio" / generator).glob("*.wav")), generator

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import stats
+
 QUALITY_MEASURES = ("mad", "fd", "fd_real", "judge_wa", "judge_ua", "nn_ratio_emb", "copy_fraction_emb",
                     "diversity_mel")
 CLASSIFICATION_METRICS = ("wa", "ua", "macro_f1", "weighted_f1")
 BASELINE = "none"
 
 
-def generator_summary(summary: pd.DataFrame, quality: pd.DataFrame, timings: pd.DataFrame) -> pd.DataFrame:
+def generator_summary(summary: pd.DataFrame, quality: pd.DataFrame, timings: pd.DataFrame,
+                      fold_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``delta_<m>_vs_none``: pooled difference; with ``fold_metrics``, also the paired (seed, fold)
+    comparison of UA with ``none`` (:func:`emoaug.stats.paired_comparison`): ``ua_paired_diff``,
+    ``ua_ci_low``/``ua_ci_high`` (bootstrap 95 %), ``ua_p`` (Wilcoxon) and ``ua_p_holm``."""
     order = list(dict.fromkeys(summary["generator"]))
     picked = summary[summary["metric"].isin(CLASSIFICATION_METRICS)]
     wide = picked.pivot(index="generator", columns="metric", values=["pooled", "fold_mean", "fold_std"])
@@ -22,6 +28,11 @@ def generator_summary(summary: pd.DataFrame, quality: pd.DataFrame, timings: pd.
     if BASELINE in frame.index:
         for metric in ("wa", "ua", "macro_f1"):
             frame[f"delta_{metric}_vs_{BASELINE}"] = frame[metric] - frame.loc[BASELINE, metric]
+        if fold_metrics is not None and len(order) > 1:
+            paired = stats.paired_comparison(fold_metrics, BASELINE, metric="ua").set_index("generator")
+            frame = frame.join(paired[["mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n_pairs"]].rename(
+                columns={"mean_diff": "ua_paired_diff", "ci_low": "ua_ci_low", "ci_high": "ua_ci_high",
+                         "p_value": "ua_p", "p_holm": "ua_p_holm", "n_pairs": "ua_pairs"}))
     overall = quality[(quality["emotion"] == "overall") & quality["measure"].isin(QUALITY_MEASURES)]
     if not overall.empty:
         means = overall.groupby(["generator", "measure"])["value"].mean().unstack("measure")

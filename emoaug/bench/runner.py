@@ -369,7 +369,7 @@ class Benchmark:
         io.write_csv(run / "summary.csv", summary)
         io.write_csv(run / "quality.csv", quality)
         io.write_csv(run / "timings.csv", timings)
-        generators = generator_summary(summary, quality, timings)
+        generators = generator_summary(summary, quality, timings, fold_metrics)
         io.write_csv(run / "generators.csv", generators)
         for generator, table in confusions.items():
             io.write_csv(run / "confusion" / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))

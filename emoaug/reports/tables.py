@@ -39,7 +39,9 @@ def _number(value, fmt: str) -> str:
 
 
 QUALITY_NOTE = (
-    "ΔUA = UA minus UA of `none` (percentage points). MAD = mean absolute difference of per-emotion mean "
+    "ΔUA = pooled UA minus pooled UA of `none` (percentage points). Paired ΔUA = mean over (seed, fold) "
+    "cells of UA minus `none`'s UA in the same cell, with a bootstrap 95 % CI over cells, the two-sided "
+    "Wilcoxon signed-rank p and Holm's correction across generators (p / p_Holm). MAD = mean absolute difference of per-emotion mean "
     "log-mel spectra on Malik et al.'s [-1, 1] scale (mean over emotions). FD = Frechet distance between "
     "generated and real training rows in the real-only classifier's embedding (in brackets: held-out real vs "
     "training, the floor at this sample size). Judge UA = that classifier's UA on generated items. "
@@ -61,6 +63,8 @@ def generator_table(generators: pd.DataFrame) -> pd.DataFrame:
             "UA %": _rate(row, "ua"),
             "macro-F1 %": _rate(row, "macro_f1"),
             "ΔUA pp": _number(100 * row["delta_ua_vs_none"], "+.1f") if "delta_ua_vs_none" in row else "",
+            "paired ΔUA pp [95% CI]": _paired(row),
+            "p / p_Holm": _p_values(row),
             "MAD": _number(row.get("mad"), ".4f"),
             "FD (real)": fd,
             "judge UA %": _number(100 * row["judge_ua"], ".1f") if "judge_ua" in row else "",
@@ -71,16 +75,32 @@ def generator_table(generators: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _paired(row: pd.Series) -> str:
+    diff = row.get("ua_paired_diff")
+    if diff is None or pd.isna(diff):
+        return ""
+    low, high = row.get("ua_ci_low"), row.get("ua_ci_high")
+    interval = "" if pd.isna(low) else f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * diff:+.1f}{interval}"
+
+
+def _p_values(row: pd.Series) -> str:
+    p, p_holm = row.get("ua_p"), row.get("ua_p_holm")
+    if p is None or pd.isna(p):
+        return ""
+    return f"{p:.3g} / {p_holm:.3g}"
+
+
 def to_markdown(table: pd.DataFrame, title: str, note: str) -> str:
-    body = tabulate(table, headers="keys", tablefmt="github", showindex=False)
+    body = tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
     return f"### {title}\n\n{body}\n\n{note}\n"
 
 
 def to_text(table: pd.DataFrame, title: str, note: str) -> str:
-    body = tabulate(table, headers="keys", tablefmt="simple", showindex=False)
+    body = tabulate(table, headers="keys", tablefmt="simple", showindex=False, disable_numparse=True)
     return f"{title}\n{body}\n{note}\n"
 
 
 def to_latex(table: pd.DataFrame, title: str, note: str) -> str:
-    body = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False)
+    body = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)
     return f"% {title}\n% {note}\n{body}\n"

@@ -1,0 +1,80 @@
+"""Generator summary and comparison table from hand-built result frames (no run needed)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from emoaug import metrics
+from emoaug.bench.aggregate import generator_summary
+from emoaug.reports.tables import generator_table, to_latex, to_markdown, to_text
+
+LABELS = ("neutral", "angry")
+# per (fold) UA of each generator, chosen so that every fold's predictions give exactly these values
+UA = {"none": [0.5, 0.5, 1.0, 0.5, 0.5], "vae": [1.0, 0.5, 1.0, 1.0, 1.0], "noise": [0.5, 0.5, 0.5, 0.5, 0.5]}
+
+
+def predictions() -> pd.DataFrame:
+    """Two test items per fold (one per class): UA 1.0 = both right, 0.5 = the angry one wrong."""
+    rows = []
+    for generator, values in UA.items():
+        for fold, ua in enumerate(values):
+            rows.append({"generator": generator, "seed": 0, "fold": fold, "item_id": f"n{fold}",
+                         "y_true": "neutral", "y_pred": "neutral"})
+            rows.append({"generator": generator, "seed": 0, "fold": fold, "item_id": f"a{fold}",
+                         "y_true": "angry", "y_pred": "angry" if ua == 1.0 else "neutral"})
+    return pd.DataFrame(rows)
+
+
+def frames():
+    preds = predictions()
+    fold_metrics = pd.DataFrame([
+        {"generator": g, "seed": s, "fold": f, "metric": k, "value": v}
+        for (g, s, f), part in preds.groupby(["generator", "seed", "fold"], sort=False)
+        for k, v in metrics.classification_metrics(part["y_true"], part["y_pred"], LABELS).items()])
+    summary = metrics.summarise(preds, LABELS, by=("generator",))
+    quality = pd.DataFrame([{"generator": "vae", "seed": 0, "fold": f, "emotion": "overall", "measure": m,
+                             "value": v} for f in range(5) for m, v in (("mad", 0.02), ("fd", 6.0 + f))])
+    timings = pd.DataFrame([{"generator": g, "seed": 0, "fold": f, "generator_fit_s": 10.0 if g == "vae" else 0.0,
+                             "generate_s": 2.0 if g != "none" else 0.0, "classifier_s": 5.0,
+                             "n_synthetic_rows": 100 if g != "none" else 0} for g in UA for f in range(5)])
+    return summary, quality, timings, fold_metrics
+
+
+def test_generator_summary_pairs_each_generator_with_none_by_fold():
+    table = generator_summary(*frames()).set_index("generator")
+    assert list(table.index) == ["none", "vae", "noise"]
+    vae = table.loc["vae"]
+    assert vae["ua_paired_diff"] == pytest.approx(0.3)  # (0.5 + 0 + 0 + 0.5 + 0.5) / 5
+    assert vae["ua_pairs"] == 5 and vae["ua_ci_low"] <= 0.3 <= vae["ua_ci_high"]
+    diffs = [g - b for g, b in zip(UA["vae"], UA["none"])]
+    assert vae["ua_p"] == pytest.approx(scipy_stats.wilcoxon(diffs).pvalue)
+    assert vae["delta_ua_vs_none"] == pytest.approx(vae["ua"] - table.loc["none", "ua"])  # pooled
+    assert table.loc["noise", "ua_paired_diff"] == pytest.approx(-0.1)
+    assert vae["ua_p_holm"] >= vae["ua_p"]
+    assert vae["mad"] == pytest.approx(0.02) and vae["fd"] == pytest.approx(8.0)
+    assert vae["items_per_s"] == pytest.approx(50.0) and pd.isna(table.loc["none", "ua_paired_diff"])
+
+
+def test_generator_table_renders_the_paired_comparison():
+    table = generator_table(generator_summary(*frames())).set_index("generator")
+    cell = table.loc["vae", "paired ΔUA pp [95% CI]"]
+    assert cell.startswith("+30.0 [") and cell.endswith("]")
+    assert table.loc["none", "paired ΔUA pp [95% CI]"] == "" and table.loc["none", "p / p_Holm"] == ""
+    p, p_holm = (float(v) for v in table.loc["vae", "p / p_Holm"].split(" / "))
+    assert 0 < p <= p_holm <= 1
+    assert table.loc["vae", "MAD"] == "0.0200" and table.loc["vae", "items/s"] == "50"
+
+
+def test_generator_summary_without_fold_metrics_has_no_paired_columns():
+    summary, quality, timings, _ = frames()
+    assert "ua_paired_diff" not in generator_summary(summary, quality, timings).columns
+
+
+def test_renderers_keep_signs_and_formatting_of_the_cells():
+    table = generator_table(generator_summary(*frames()))
+    for render in (to_text, to_markdown, to_latex):
+        text = render(table, "title", "WA/UA definitions")
+        assert "+30.0 [" in text and "-10.0 [" in text and "0.0200" in text  # not re-parsed as numbers
+        assert "WA/UA definitions" in text
