@@ -10,7 +10,7 @@ import torch
 from emoaug.errors import EmoaugError
 from emoaug.features import MelPreset, Normaliser, logmel_librosa
 from emoaug.featureset import FeatureSet
-from emoaug.reports.listen import PEAK, export_audio, mel_to_audio, spectrogram_grid
+from emoaug.reports.listen import PEAK, export_audio, mel_to_audio, peak_normalise, spectrogram_grid
 from tests.helpers import emotion_signal
 
 LABELS = ("neutral", "happy", "sad")
@@ -68,6 +68,15 @@ def test_griffin_lim_audio_has_the_spectrum_it_was_made_from():
         difference = again[loud] - target[loud]
         assert np.corrcoef(again[loud], target[loud])[0, 1] > 0.9
         assert np.median(np.abs(difference - np.median(difference))) < 2.0  # dB
+
+
+def test_griffin_lim_is_level_invariant_up_to_peak_normalisation():
+    # front-end rows reach +50 dB (peak-normalised audio, dB ref 1.0): the inversion must treat a louder
+    # copy of a row like the row itself (the NNLS step is solved at unit scale)
+    _, _, db = make_set(["happy"], seed=4)
+    quiet = peak_normalise(mel_to_audio(db[0], PRESET, n_iter=8, seed=0))
+    loud = peak_normalise(mel_to_audio(db[0] + 60.0, PRESET, n_iter=8, seed=0))
+    np.testing.assert_allclose(loud, quiet, atol=1e-3)
 
 
 def test_export_audio_checks_the_preset(tmp_path):
