@@ -97,7 +97,10 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
     assert logged.data.params["corpus"] == "emodb"
     assert logged.data.params["classifier.arch"] == "cnn_blstm"
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
-    assert {"tables", "figures", "split_audit.json", "config.json"} <= artifacts
+    assert {"tables", "figures", "audio", "split_audit.json", "leakage_audit.json", "config.json",
+            "generators.csv", "quality.csv"} <= artifacts
+    wavs = {a.path for a in client.list_artifacts(logged.info.run_id, "audio/specaugment")}
+    assert wavs and all(path.endswith(".wav") for path in wavs)
 
 
 def test_rerun_resumes_from_finished_cells_with_identical_numbers(emodb_root, tmp_path):
