@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pandas as pd
+import pytest
 
 from emoaug.bench.cli import main
 from tests.helpers import make_emodb
@@ -34,6 +35,10 @@ def test_every_generator_runs_on_the_embedded_corpus(tmp_path, capsys):
         assert generator in printed
         assert list((run_dir / "audio" / generator).glob("*.wav")), generator
         assert (run_dir / "figures" / f"real_vs_{generator}.png").exists()
+    assert (run_dir / "figures" / "recall_per_emotion.png").stat().st_size > 1000
+    mad = pd.read_csv(run_dir / "tables" / "malik2023_table01.csv").set_index("emotion")
+    assert list(mad.index) == ["neutral", "happy", "sad", "angry", "fear", "disgust", "total"]
+    assert mad.loc["total", "MAD diffusion"] == pytest.approx(mad.loc[mad.index[:-1], "MAD diffusion"].sum())
     audit = json.loads((run_dir / "leakage_audit.json").read_text())
     audited = {check["what"] for check in audit["checks"]}
     assert audit["passed"] and {"normaliser", "generator 'diffusion'",

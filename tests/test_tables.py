@@ -8,6 +8,8 @@ from scipy import stats as scipy_stats
 
 from emoaug import metrics
 from emoaug.bench.aggregate import generator_summary
+from emoaug.errors import EmoaugError
+from emoaug.reports.reference import available_reference_tables, malik2023_table01, reference_table
 from emoaug.reports.tables import generator_table, to_latex, to_markdown, to_text
 
 LABELS = ("neutral", "angry")
@@ -78,3 +80,50 @@ def test_renderers_keep_signs_and_formatting_of_the_cells():
         text = render(table, "title", "WA/UA definitions")
         assert "+30.0 [" in text and "-10.0 [" in text and "0.0200" in text  # not re-parsed as numbers
         assert "WA/UA definitions" in text
+
+
+def quality_frame() -> pd.DataFrame:
+    rows = []
+    for fold, scale in ((0, 1.0), (1, 3.0)):  # fold means: 2x the fold-0 values
+        for k, emotion in enumerate(("neutral", "happy", "sad", "angry")):
+            rows.append({"generator": "diffusion", "seed": 0, "fold": fold, "emotion": emotion, "measure": "mad",
+                         "value": scale * 0.01 * (k + 1)})
+        rows.append({"generator": "diffusion", "seed": 0, "fold": fold, "emotion": "overall", "measure": "mad_sum",
+                     "value": scale * 0.1})
+        rows.append({"generator": "diffusion", "seed": 0, "fold": fold, "emotion": "overall", "measure": "fd",
+                     "value": 5.0})
+    return pd.DataFrame(rows)
+
+
+def test_malik_table01_means_over_cells_and_paper_columns_only_on_the_papers_corpus():
+    emotions = ("happy", "sad", "angry", "neutral")  # Malik's order
+    ours = malik2023_table01(quality_frame(), "emodb", emotions).set_index("emotion")
+    assert list(ours.index) == [*emotions, "total"] and list(ours.columns) == ["MAD diffusion"]
+    assert ours.loc["happy", "MAD diffusion"] == pytest.approx(0.04)  # mean of 0.02 and 0.06
+    assert ours.loc["total", "MAD diffusion"] == pytest.approx(0.2)
+
+    paired = malik2023_table01(quality_frame(), "iemocap", emotions).set_index("emotion")
+    paper = reference_table("malik2023_table01_mad").set_index("emotion")["mad"]
+    assert paired.loc["happy", "MAD paper (Malik et al. 2023)"] == paper["happy"] == pytest.approx(0.0141)
+    assert paired.loc["total", "MAD diffusion - paper"] == pytest.approx(0.2 - paper["total"])
+
+
+def test_reference_tables_are_shipped_and_unknown_names_are_one_line_errors():
+    names = available_reference_tables()
+    assert {"kim2024_table05_wa_ua", "malik2023_table01_mad", "malik2023_table02_iemocap_uar"} <= set(names)
+    table5 = reference_table("kim2024_table05_wa_ua").set_index(["dataset", "condition"])
+    assert table5.loc[("EmoDB", "generated"), "wa_pct"] == pytest.approx(94.3)
+    with pytest.raises(EmoaugError, match="not shipped"):
+        reference_table("kim2024_table99")
+
+
+def test_recall_bars_render_the_confusion_diagonals(tmp_path):
+    from emoaug.reports.plots import recall_bars
+
+    labels = list(LABELS)
+    good = pd.DataFrame([[80.0, 20.0], [10.0, 90.0]], index=labels, columns=labels)
+    path = recall_bars({"none": good, "vae": good * 0.5}, "recall", tmp_path / "bars.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 1000
+    other = pd.DataFrame([[1.0]], index=["sad"], columns=["sad"])
+    with pytest.raises(ValueError, match="other labels"):
+        recall_bars({"none": good, "odd": other}, "recall", tmp_path / "bad.png")

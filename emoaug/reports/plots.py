@@ -32,3 +32,29 @@ def confusion_heatmap(table: pd.DataFrame, title: str, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def recall_bars(confusions: dict[str, pd.DataFrame], title: str, path: Path) -> Path:
+    """Per-emotion recall (the diagonals of the row-normalised confusions), one bar per generator."""
+    if not confusions:
+        raise ValueError("recall_bars: no confusion tables given")
+    emotions = list(next(iter(confusions.values())).index)
+    for generator, table in confusions.items():
+        if list(table.index) != emotions or list(table.columns) != emotions:
+            raise ValueError(f"recall_bars: confusion of {generator!r} has other labels than {emotions}")
+    width = 0.8 / len(confusions)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * len(emotions), 3.6))
+    for k, (generator, table) in enumerate(confusions.items()):
+        recall = np.diag(table.to_numpy(dtype=float))
+        ax.bar(np.arange(len(emotions)) + (k - (len(confusions) - 1) / 2) * width, np.nan_to_num(recall),
+               width=width, label=generator)
+    ax.set_xticks(range(len(emotions)), emotions)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("recall (% of true class)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncols=min(len(confusions), 6), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..bench import io
-from . import plots, tables
+from . import plots, reference, tables
+
+MAD_NOTE = ("MAD = mean absolute difference between the mean log-mel spectrum of generated and of real training "
+            "rows of each emotion on Malik et al.'s [-1, 1] scale (the training fold's dB min/max); total = sum "
+            "over emotions as in Malik et al. (2023) Table 1; mean over (seed, fold) cells. Paper values "
+            "(IEMOCAP) are shown only for the same corpus.")
 
 
 def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int, corpus: str) -> str:
@@ -17,8 +22,22 @@ def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int,
     io.write_text(out / "generators.md", tables.to_markdown(table, title, note))
     io.write_text(out / "generators.tex", tables.to_latex(table, title, note))
     io.write_csv(out / "generators.csv", table)
+    if not result.quality.empty and (result.quality["measure"] == "mad").any():
+        mad = reference.malik2023_table01(result.quality, corpus, result.labels)
+        mad_title = f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}"
+        io.write_text(out / "malik2023_table01.md", tables.to_markdown(_formatted(mad), mad_title, MAD_NOTE))
+        io.write_text(out / "malik2023_table01.tex", tables.to_latex(_formatted(mad), mad_title, MAD_NOTE))
+        io.write_csv(out / "malik2023_table01.csv", mad)
+    if result.confusions:
+        plots.recall_bars(result.confusions, f"{corpus}: per-emotion recall per generator (pooled over folds)",
+                          Path(run_dir) / "figures" / "recall_per_emotion.png")
     for generator, confusion in result.confusions.items():
         name = io.safe_name(generator)
         plots.confusion_heatmap(confusion, f"{corpus} / {generator}: confusion (% of true class)",
                                 Path(run_dir) / "figures" / f"confusion_{name}.png")
     return tables.to_text(table, title, note)
+
+
+def _formatted(table):
+    """Numbers as fixed 4-decimal strings (MAD values are ~1e-2)."""
+    return table.apply(lambda col: col.map(lambda v: f"{v:.4f}" if isinstance(v, float) else v))
