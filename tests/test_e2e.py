@@ -153,3 +153,32 @@ def test_paper_split_is_flagged_speaker_dependent(emodb_root, tmp_path, capsys):
     assert "SPEAKER-DEPENDENT" in printed
     audit = json.loads((only_run_dir(out) / "split_audit.json").read_text())
     assert audit["speaker_dependent"] is True
+
+
+def test_report_rerenders_tables_figures_and_html_from_stored_results_alone(emodb_root, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "runs"
+    assert main(smoke_args(emodb_root, out, "--no-mlflow")) == 0
+    run_dir = only_run_dir(out)
+    before = {name: (run_dir / "tables" / name).read_text() for name in ("generators.md", "generators.csv")}
+    # without cells, judges or normalisers anything that tried to recompute would fail
+    for name in ("tables", "figures", "cells", "judges", "normalisers"):
+        shutil.rmtree(run_dir / name)
+    (run_dir / "report.html").unlink()
+    capsys.readouterr()
+
+    assert main(["report", "--out", str(out)]) == 0
+    assert "WA = overall accuracy" in capsys.readouterr().out
+    for name, text in before.items():
+        assert (run_dir / "tables" / name).read_text() == text
+    assert (run_dir / "figures" / "confusion_none.png").exists()
+    page = (run_dir / "report.html").read_text()
+    assert "SER on emodb" in page and "WA = overall accuracy" in page
+    assert page.count('src="data:image/png;base64,') >= 3  # confusions of both generators, recall bars, grid
+    assert 'src="data:audio/wav;base64,' in page and "Split audit" in page and "Resolved configuration" in page
+
+
+def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys):
+    assert main(["report", "--out", str(tmp_path)]) == 2
+    assert "no run folders" in capsys.readouterr().err

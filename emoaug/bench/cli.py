@@ -13,7 +13,7 @@ from ..errors import EmoaugError
 
 log = logging.getLogger("emoaug")
 
-COMMANDS = ("run", "describe", "list")
+COMMANDS = ("run", "describe", "list", "report")
 DEFAULT_GENERATORS = "none,specaugment"
 
 
@@ -32,7 +32,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_bench.py",
         description="Benchmark generative data augmentation for speech emotion recognition. "
-                    "Other commands: `run_bench.py describe --corpus NAME`, `run_bench.py list`.",
+                    "Other commands: `run_bench.py describe --corpus NAME`, `run_bench.py list`, "
+                    "`run_bench.py report --out DIR`.",
     )
     _corpus_options(parser)
     parser.add_argument("--gen", default=DEFAULT_GENERATORS,
@@ -72,6 +73,15 @@ def describe_parser() -> argparse.ArgumentParser:
                                      description="Scan a corpus and summarise what is usable.")
     _corpus_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def report_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py report",
+        description="Re-render every table and figure of finished runs from their stored results (nothing is "
+                    "recomputed) and write a self-contained report.html into each run folder.")
+    parser.add_argument("--out", default="runs", help="a run folder, or a folder of run folders (default ./runs)")
     return parser
 
 
@@ -143,6 +153,7 @@ def resolve_generator_configs(generators: list[str], profile: str, options: list
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from ..reports.html import write_html_report
     from ..reports.run_report import render_run
     from .runner import Benchmark
     from .tracking import default_tracking_uri, log_run, summary_metrics
@@ -165,7 +176,7 @@ def command_run(args: argparse.Namespace) -> int:
     text = render_run(bench.run_dir, result, split=config.split, n_folds=config.n_folds,
                       n_seeds=config.n_seeds, corpus=config.corpus)
     print(text)
-    print(f"results: {bench.run_dir}")
+    print(f"results: {bench.run_dir} (report: {write_html_report(bench.run_dir).name})")
     if args.no_mlflow:
         return 0
     uri = config.tracking_uri or default_tracking_uri(config.out_dir)
@@ -173,7 +184,8 @@ def command_run(args: argparse.Namespace) -> int:
         run_id = log_run(
             tracking_uri=uri, out_dir=Path(config.out_dir), run_name=bench.run_dir.name,
             params=config.to_dict(), metrics=summary_metrics(result.summary),
-            artifacts=[bench.run_dir / name for name in ("tables", "figures", "confusion", "audio", "config.json",
+            artifacts=[bench.run_dir / name for name in ("report.html", "tables", "figures", "confusion", "audio",
+                                                           "config.json",
                                                            "split.json", "split_audit.json", "skipped.json",
                                                            "leakage_audit.json", "summary.csv", "fold_metrics.csv",
                                                            "predictions.csv", "generators.csv", "quality.csv",
@@ -186,6 +198,32 @@ def command_run(args: argparse.Namespace) -> int:
                     bench.run_dir)
         return 0
     print(f"mlflow: run {run_id} at {uri}")
+    return 0
+
+
+def run_folders(out: Path) -> list[Path]:
+    """``out`` itself when it is a run folder, else its subfolders that are (sorted)."""
+    if not out.is_dir():
+        raise EmoaugError(f"--out: {out} is not a folder")
+    if (out / "config.json").exists():
+        return [out]
+    found = sorted(p for p in out.iterdir() if (p / "config.json").exists())
+    if not found:
+        raise EmoaugError(f"--out: no run folders (with config.json) in {out}")
+    return found
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from ..reports.html import write_html_report
+    from ..reports.run_report import render_run
+    from .runner import load_result
+
+    for run_dir in run_folders(Path(args.out)):
+        result = load_result(run_dir)
+        config = result.config
+        print(render_run(run_dir, result, split=config.split, n_folds=config.n_folds, n_seeds=config.n_seeds,
+                         corpus=config.corpus))
+        print(f"report: {write_html_report(run_dir)}")
     return 0
 
 
@@ -264,6 +302,7 @@ HANDLERS = {
     "run": (run_parser, command_run),
     "describe": (describe_parser, command_describe),
     "list": (list_parser, command_list),
+    "report": (report_parser, command_report),
 }
 
 

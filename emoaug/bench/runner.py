@@ -377,6 +377,42 @@ class Benchmark:
                          generators)
 
 
+STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
+
+
+def load_result(run_dir: Path) -> RunResult:
+    """A finished run's results from its folder alone (what ``report`` re-renders; nothing is recomputed)."""
+    run_dir = Path(run_dir)
+    missing = [name for name in ("config.json", *STORED_RESULTS) if not (run_dir / name).exists()]
+    if missing:
+        raise EmoaugError(f"{run_dir}: no stored results ({', '.join(missing)} missing); "
+                          "run the benchmark to the end first")
+    stored = io.read_json(run_dir / "config.json")
+    config = run_config_from_dict(stored)
+    labels = tuple(stored["labels_resolved"])
+    frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
+    if frames["quality.csv"].empty:
+        frames["quality.csv"] = pd.DataFrame(columns=["generator", "seed", "fold", "emotion", "measure", "value"])
+    confusions = {}
+    for generator in frames["generators.csv"]["generator"]:
+        path = run_dir / "confusion" / f"{io.safe_name(generator)}.csv"
+        confusions[generator] = pd.read_csv(path).set_index("true").rename_axis(columns="predicted")
+    return RunResult(run_dir, config, labels, frames["predictions.csv"], frames["fold_metrics.csv"],
+                     frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
+                     frames["generators.csv"])
+
+
+def run_config_from_dict(stored: dict) -> RunConfig:
+    from dataclasses import fields
+
+    from ..config import ClassifierSettings
+
+    values = {f.name: stored[f.name] for f in fields(RunConfig) if f.name in stored}
+    if values.get("classifier") is not None:
+        values["classifier"] = ClassifierSettings(**values["classifier"])
+    return RunConfig(**values)
+
+
 def save_torch(path: Path, state: dict) -> None:
     """Atomic ``torch.save`` of plain tensors and primitives (loadable with ``weights_only=True``)."""
     path.parent.mkdir(parents=True, exist_ok=True)

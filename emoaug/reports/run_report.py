@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from ..bench import io
 from . import plots, reference, tables
 
@@ -11,23 +13,22 @@ MAD_NOTE = ("MAD = mean absolute difference between the mean log-mel spectrum of
             "rows of each emotion on Malik et al.'s [-1, 1] scale (the training fold's dB min/max); total = sum "
             "over emotions as in Malik et al. (2023) Table 1; mean over (seed, fold) cells. Paper values "
             "(IEMOCAP) are shown only for the same corpus.")
+#: lists every rendered table (name, title, note) so that report.html can show them without re-rendering
+TABLE_INDEX = "index.json"
 
 
 def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int, corpus: str) -> str:
     """Render from the result frames only (``result``: emoaug.bench.runner.RunResult)."""
+    out = Path(run_dir) / "tables"
     note = tables.definitions_note(result.labels, split, n_folds, n_seeds) + " " + tables.QUALITY_NOTE
     table = tables.generator_table(result.generators)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
-    out = Path(run_dir) / "tables"
-    io.write_text(out / "generators.md", tables.to_markdown(table, title, note))
-    io.write_text(out / "generators.tex", tables.to_latex(table, title, note))
-    io.write_csv(out / "generators.csv", table)
+    index = [write_table(out, "generators", table, title, note)]
     if not result.quality.empty and (result.quality["measure"] == "mad").any():
         mad = reference.malik2023_table01(result.quality, corpus, result.labels)
-        mad_title = f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}"
-        io.write_text(out / "malik2023_table01.md", tables.to_markdown(_formatted(mad), mad_title, MAD_NOTE))
-        io.write_text(out / "malik2023_table01.tex", tables.to_latex(_formatted(mad), mad_title, MAD_NOTE))
-        io.write_csv(out / "malik2023_table01.csv", mad)
+        index.append(write_table(out, "malik2023_table01", _formatted(mad),
+                                 f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}", MAD_NOTE))
+    io.write_json(out / TABLE_INDEX, index)
     if result.confusions:
         plots.recall_bars(result.confusions, f"{corpus}: per-emotion recall per generator (pooled over folds)",
                           Path(run_dir) / "figures" / "recall_per_emotion.png")
@@ -38,6 +39,14 @@ def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int,
     return tables.to_text(table, title, note)
 
 
-def _formatted(table):
+def write_table(out: Path, name: str, table: pd.DataFrame, title: str, note: str) -> dict[str, str]:
+    """Markdown, LaTeX and CSV of one table; returns its index entry."""
+    io.write_text(out / f"{name}.md", tables.to_markdown(table, title, note))
+    io.write_text(out / f"{name}.tex", tables.to_latex(table, title, note))
+    io.write_csv(out / f"{name}.csv", table)
+    return {"name": name, "title": title, "note": note}
+
+
+def _formatted(table: pd.DataFrame) -> pd.DataFrame:
     """Numbers as fixed 4-decimal strings (MAD values are ~1e-2)."""
-    return table.apply(lambda col: col.map(lambda v: f"{v:.4f}" if isinstance(v, float) else v))
+    return table.apply(lambda col: col.map(lambda v: ("" if pd.isna(v) else f"{v:.4f}") if isinstance(v, float) else v))
