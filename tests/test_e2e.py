@@ -120,6 +120,34 @@ def test_rerun_resumes_from_finished_cells_with_identical_numbers(emodb_root, tm
     pd.testing.assert_frame_equal(first, second)
 
 
+def test_resume_after_kill_9_gives_the_numbers_of_an_uninterrupted_run(emodb_root, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    generators = ("--gen", "none,specaugment,vae", "--no-mlflow", "--threads", "1")
+    crashed_out = tmp_path / "crashed"
+    args = smoke_args(emodb_root, crashed_out, *generators)
+    launcher = Path(__file__).resolve().parents[1] / "run_bench.py"
+    proc = subprocess.Popen([sys.executable, str(launcher), *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=os.environ.copy())
+    deadline = time.monotonic() + 300
+    while not list(crashed_out.glob("*/cells/specaugment/fold0_seed0.json")):  # one finished augmented cell
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    crashed = only_run_dir(crashed_out)
+    assert not (crashed / "predictions.csv").exists()  # killed mid-run, before the results were assembled
+
+    assert main(args) == 0  # same arguments: continues from the finished cells
+    assert main(smoke_args(emodb_root, tmp_path / "clean", *generators)) == 0
+    for name in ("predictions.csv", "fold_metrics.csv", "summary.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(crashed / name), pd.read_csv(only_run_dir(tmp_path / "clean") / name))
+
+
 def test_mlflow_failure_keeps_local_results(emodb_root, tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(smoke_args(emodb_root, out, "--gen", "none", "--tracking-uri", "nosuchscheme://nowhere")) == 0
