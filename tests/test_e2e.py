@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from emoaug.bench.cli import main
 from emoaug.featureset import FeatureSet
@@ -82,6 +83,7 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
         assert all(not speakers for speakers in fold["speaker_overlap"].values())
     config = json.loads((run_dir / "config.json").read_text())
     assert config["corpus"] == "emodb" and config["classifier"]["arch"] == "cnn_blstm"
+    assert config["torch_threads"] == torch.get_num_threads()
     assert (run_dir / "tables" / "generators.md").read_text().count("|") > 10
     assert (run_dir / "figures" / "confusion_none.png").stat().st_size > 1000
 

@@ -153,6 +153,8 @@ class Benchmark:
         run = self.run_dir
         io.write_json(run / "config.json", {"fingerprint": self.config.fingerprint(), **self.config.to_dict(),
                                             "preset_settings": self.preset.to_dict(),
+                                            # float summation order, hence trained weights, depend on it
+                                            "torch_threads": torch.get_num_threads(),
                                             "labels_resolved": list(scan.labels)})
         io.write_csv(run / "manifest.csv", scan.items)
         io.write_json(run / "skipped.json", scan.skipped)
