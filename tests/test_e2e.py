@@ -212,3 +212,17 @@ def test_report_rerenders_tables_figures_and_html_from_stored_results_alone(emod
 def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path)]) == 2
     assert "no run folders" in capsys.readouterr().err
+
+
+def test_report_skips_an_unfinished_run_among_finished_ones(emodb_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(smoke_args(emodb_root, out, "--gen", "none", "--no-mlflow")) == 0
+    unfinished = out / "emodb-smoke-unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    capsys.readouterr()
+    assert main(["report", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "summary.csv" in captured.err
+    assert main(["report", "--out", str(unfinished)]) == 2  # asked for by name: a one-line error
+    assert "run the benchmark to the end first" in capsys.readouterr().err

@@ -218,8 +218,15 @@ def command_report(args: argparse.Namespace) -> int:
     from ..reports.run_report import render_run
     from .runner import load_result
 
-    for run_dir in run_folders(Path(args.out)):
-        result = load_result(run_dir)
+    folders = run_folders(Path(args.out))
+    for run_dir in folders:
+        try:
+            result = load_result(run_dir)
+        except EmoaugError as err:
+            if len(folders) == 1:
+                raise
+            log.warning("skipped %s", err)  # an unfinished run among finished ones
+            continue
         config = result.config
         print(render_run(run_dir, result, split=config.split, n_folds=config.n_folds, n_seeds=config.n_seeds,
                          corpus=config.corpus))
