@@ -153,7 +153,6 @@ def resolve_generator_configs(generators: list[str], profile: str, options: list
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from ..reports.html import write_html_report
     from ..reports.run_report import render_run
     from .runner import Benchmark
     from .tracking import default_tracking_uri, log_run, summary_metrics
@@ -173,10 +172,8 @@ def command_run(args: argparse.Namespace) -> int:
         log.error("interrupted: finished cells are kept in %s; run the same command again to resume",
                   bench.run_dir)
         return 130
-    text = render_run(bench.run_dir, result, split=config.split, n_folds=config.n_folds,
-                      n_seeds=config.n_seeds, corpus=config.corpus)
-    print(text)
-    print(f"results: {bench.run_dir} (report: {write_html_report(bench.run_dir).name})")
+    print(render_run(bench.run_dir, result))
+    print(f"results: {bench.run_dir} (report: report.html)")
     if args.no_mlflow:
         return 0
     uri = config.tracking_uri or default_tracking_uri(config.out_dir)
@@ -214,7 +211,6 @@ def run_folders(out: Path) -> list[Path]:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from ..reports.html import write_html_report
     from ..reports.run_report import render_run
     from .runner import load_result
 
@@ -227,10 +223,8 @@ def command_report(args: argparse.Namespace) -> int:
                 raise
             log.warning("skipped %s", err)  # an unfinished run among finished ones
             continue
-        config = result.config
-        print(render_run(run_dir, result, split=config.split, n_folds=config.n_folds, n_seeds=config.n_seeds,
-                         corpus=config.corpus))
-        print(f"report: {write_html_report(run_dir)}")
+        print(render_run(run_dir, result))
+        print(f"report: {run_dir / 'report.html'}")
     return 0
 
 

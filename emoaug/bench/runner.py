@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ import torch
 
 from .. import metrics
 from ..classifiers import SERClassifier, TrainConfig
-from ..config import RunConfig, get_profile
+from ..config import ClassifierSettings, RunConfig, get_profile
 from ..datasets import load_corpus
 from ..datasets.base import CorpusScan
 from ..devices import resolve_device
@@ -393,8 +393,6 @@ def load_result(run_dir: Path) -> RunResult:
     config = run_config_from_dict(stored)
     labels = tuple(stored["labels_resolved"])
     frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
-    if frames["quality.csv"].empty:
-        frames["quality.csv"] = pd.DataFrame(columns=["generator", "seed", "fold", "emotion", "measure", "value"])
     confusions = {}
     for generator in frames["generators.csv"]["generator"]:
         path = run_dir / "confusion" / f"{io.safe_name(generator)}.csv"
@@ -405,10 +403,6 @@ def load_result(run_dir: Path) -> RunResult:
 
 
 def run_config_from_dict(stored: dict) -> RunConfig:
-    from dataclasses import fields
-
-    from ..config import ClassifierSettings
-
     values = {f.name: stored[f.name] for f in fields(RunConfig) if f.name in stored}
     if values.get("classifier") is not None:
         values["classifier"] = ClassifierSettings(**values["classifier"])

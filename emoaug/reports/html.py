@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..bench import io
-from .run_report import TABLE_INDEX
+from .tables import TABLE_INDEX
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }

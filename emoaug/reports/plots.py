@@ -27,11 +27,7 @@ def confusion_heatmap(table: pd.DataFrame, title: str, path: Path) -> Path:
             ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8,
                     color="white" if value > 60 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046, label="% of true class")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def recall_bars(confusions: dict[str, pd.DataFrame], title: str, path: Path) -> Path:
@@ -53,6 +49,10 @@ def recall_bars(confusions: dict[str, pd.DataFrame], title: str, path: Path) -> 
     ax.set_ylabel("recall (% of true class)")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncols=min(len(confusions), 6), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

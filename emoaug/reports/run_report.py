@@ -8,19 +8,20 @@ import pandas as pd
 
 from ..bench import io
 from . import plots, reference, tables
+from .html import write_html_report
 
 MAD_NOTE = ("MAD = mean absolute difference between the mean log-mel spectrum of generated and of real training "
             "rows of each emotion on Malik et al.'s [-1, 1] scale (the training fold's dB min/max); total = sum "
             "over emotions as in Malik et al. (2023) Table 1; mean over (seed, fold) cells. Paper values "
             "(IEMOCAP) are shown only for the same corpus.")
-#: lists every rendered table (name, title, note) so that report.html can show them without re-rendering
-TABLE_INDEX = "index.json"
 
 
-def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int, corpus: str) -> str:
-    """Render from the result frames only (``result``: emoaug.bench.runner.RunResult)."""
-    out = Path(run_dir) / "tables"
-    note = tables.definitions_note(result.labels, split, n_folds, n_seeds) + " " + tables.QUALITY_NOTE
+def render_run(run_dir: Path, result) -> str:
+    """Tables, figures and ``report.html`` from the result frames only (``result``:
+    emoaug.bench.runner.RunResult, fresh or loaded from disk); returns the terminal text."""
+    config, out = result.config, Path(run_dir) / "tables"
+    corpus = config.corpus
+    note = tables.definitions_note(result.labels, config.split, config.n_folds, config.n_seeds) + " " + tables.QUALITY_NOTE
     table = tables.generator_table(result.generators)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
     index = [write_table(out, "generators", table, title, note)]
@@ -28,7 +29,7 @@ def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int,
         mad = reference.malik2023_table01(result.quality, corpus, result.labels)
         index.append(write_table(out, "malik2023_table01", _formatted(mad),
                                  f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}", MAD_NOTE))
-    io.write_json(out / TABLE_INDEX, index)
+    io.write_json(out / tables.TABLE_INDEX, index)
     if result.confusions:
         plots.recall_bars(result.confusions, f"{corpus}: per-emotion recall per generator (pooled over folds)",
                           Path(run_dir) / "figures" / "recall_per_emotion.png")
@@ -36,6 +37,7 @@ def render_run(run_dir: Path, result, *, split: str, n_folds: int, n_seeds: int,
         name = io.safe_name(generator)
         plots.confusion_heatmap(confusion, f"{corpus} / {generator}: confusion (% of true class)",
                                 Path(run_dir) / "figures" / f"confusion_{name}.png")
+    write_html_report(Path(run_dir))  # last: it embeds the tables and figures written above
     return tables.to_text(table, title, note)
 
 

@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import pandas as pd
 from tabulate import tabulate
 
+#: lists every rendered table (name, title, note) so that report.html can show them without re-rendering
+TABLE_INDEX = "index.json"
+
 SPLIT_DESCRIPTIONS = {
     "kfold": "speaker-independent grouped stratified {n_folds}-fold (no speaker in both train and test)",
     "loso": "speaker-independent leave-one-speaker-out",
