@@ -212,6 +212,9 @@ def test_report_rerenders_tables_figures_and_html_from_stored_results_alone(emod
 def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path)]) == 2
     assert "no run folders" in capsys.readouterr().err
+    assert main(["report", "--out", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out" in err[0] and "missing" in err[0] and "not a folder" in err[0]
 
 
 def test_report_skips_an_unfinished_run_among_finished_ones(emodb_root, tmp_path, capsys):
