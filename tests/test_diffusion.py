@@ -297,3 +297,23 @@ def test_config_errors_and_profiles():
         assert generator.schedule.num_timesteps == generator.config["timesteps"]
         assert generator.to("cpu").networks() == {}  # the runner moves generators before fitting them
     assert DiffusionGenerator.profile_config("paper")["base_channels"] == 256
+
+
+def test_transform_enhances_given_held_out_rows_under_the_given_emotions(fitted, train_set):
+    held_out = toy_featureset(n_speakers=1, per_cell=2)  # rows the generator never saw
+    conditions = ["sad"] * len(held_out)
+    first = fitted.transform(held_out, conditions, seed=4)
+    assert first.x.shape == held_out.x.shape and first.label_names() == conditions
+    assert first.item_ids == [f"gen:diffusion:{i}" for i in held_out.item_ids]
+    assert first.speakers == held_out.speakers
+    torch.testing.assert_close(first.x, fitted.transform(held_out, conditions, seed=4).x, rtol=0, atol=0)
+    # enhancement starts from the row itself: closer to it than to a shuffled partner
+    own = (first.x - held_out.x).abs().mean()
+    other = (first.x - held_out.x.roll(1, dims=0)).abs().mean()
+    assert own < other
+    # the condition matters
+    assert not torch.allclose(first.x, fitted.transform(held_out, held_out.label_names(), seed=4).x, atol=1e-4)
+    with pytest.raises(EmoaugError, match="one condition per row"):
+        fitted.transform(held_out, conditions[:-1])
+    with pytest.raises(EmoaugError, match="unknown labels"):
+        fitted.transform(held_out, ["bored"] * len(held_out))

@@ -213,3 +213,18 @@ def test_specaugment_errors():
         generator.generate({"neutral": -1})
     with pytest.raises(EmoaugError, match="unknown labels"):
         generator.generate({"surprise": 1})
+
+
+def test_specaugment_transform_masks_given_rows_and_sampling_generators_refuse():
+    from emoaug.generators import make_generator
+
+    train = make_train()
+    gen = make_generator("specaugment").fit(train)
+    rows = make_train(seed=1)
+    out = gen.transform(rows, rows.label_names(), seed=0)
+    assert out.x.shape == rows.x.shape and out.speakers == rows.speakers
+    changed = (out.x != rows.x)
+    assert bool(changed.any()) and bool((out.x[~changed] == rows.x[~changed]).all())  # masks only
+    assert gen.transforms_rows and not make_generator("none").transforms_rows
+    with pytest.raises(EmoaugError, match="cannot transform"):
+        make_generator("none").fit(train).transform(rows, rows.label_names())

@@ -2,13 +2,17 @@
 
 * ``__init__`` takes configuration only and does no work;
 * ``fit(train)`` learns from the training fold and nothing else;
-* ``generate(n_per_class, seed)`` is pure: the same fitted generator and seed give the same rows.
+* ``generate(n_per_class, seed)`` is pure: the same fitted generator and seed give the same rows;
+* ``transform(rows, conditions, seed)`` (optional, ``transforms_rows``) is pure too: a generated version
+  of each given row under a chosen emotion (Kim & Lee's "enhanced" utterances).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+
+import torch
 
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
@@ -33,6 +37,8 @@ class Generator:
     trainable: ClassVar[bool] = False
     #: whether the runner passes the cell's ``seed`` in the config
     accepts_seed: ClassVar[bool] = False
+    #: whether ``transform`` works (else the clarity protocol scores class-conditional samples instead)
+    transforms_rows: ClassVar[bool] = False
 
     @classmethod
     def profile_config(cls, profile: str) -> dict[str, Any]:
@@ -75,7 +81,34 @@ class Generator:
             raise EmoaugError(f"generator {self.name!r}: unknown labels {sorted(unknown)}")
         return self._generate(dict(n_per_class), seed)
 
+    def transform(self, rows: FeatureSet, conditions: Sequence[str], seed: int = 0) -> FeatureSet:
+        """A generated version of each of ``rows`` under emotion ``conditions[i]``, in the same order.
+
+        ``rows`` may be any rows, also held-out ones: reading them is inference, not fitting. The
+        result's ``y`` is the condition, its ids are ``gen:<name>:<source id>`` and speakers are kept.
+        """
+        if not self.transforms_rows:
+            raise EmoaugError(f"generator {self.name!r} cannot transform given rows (it only samples)")
+        if not self.labels:
+            raise EmoaugError(f"generator {self.name!r}: transform() called before fit()")
+        if len(conditions) != len(rows):
+            raise EmoaugError(f"generator {self.name!r}: transform() needs one condition per row "
+                              f"({len(conditions)} for {len(rows)} rows)")
+        unknown = sorted(set(conditions) - set(self.labels))
+        if unknown:
+            raise EmoaugError(f"generator {self.name!r}: unknown labels {unknown}")
+        if rows.labels != self.labels:
+            raise EmoaugError(f"generator {self.name!r}: rows have labels {rows.labels}, fitted on {self.labels}")
+        index = torch.as_tensor([self.labels.index(c) for c in conditions], dtype=torch.int64)
+        out = self._transform(rows, index, seed)
+        return FeatureSet(x=out.to(torch.float32), y=index, labels=self.labels,
+                          item_ids=[f"gen:{self.name}:{i}" for i in rows.item_ids], speakers=list(rows.speakers))
+
     def _fit(self, train: FeatureSet) -> None:
+        raise NotImplementedError
+
+    def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
+        """New ``x`` for ``rows`` under label indices ``conditions``; same shape as ``rows.x``."""
         raise NotImplementedError
 
     def _generate(self, n_per_class: dict[str, int], seed: int) -> FeatureSet:

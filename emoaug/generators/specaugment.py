@@ -152,6 +152,7 @@ class SpecAugment(Generator):
     """New rows = training rows of the requested class with random frequency and time masks."""
 
     name = "specaugment"
+    transforms_rows = True  # masking keeps the emotion: the condition is ignored
 
     def __init__(self, **config):
         unknown = sorted(set(config) - set(DEFAULTS))
@@ -187,6 +188,11 @@ class SpecAugment(Generator):
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
             sources.extend(rows.tolist())
         return self._featureset(xs, ys, sources)
+
+    def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
+        policy = {k: v for k, v in self.config.items() if k != "mask_value"}
+        rng = np.random.default_rng([seed, len(self.labels)])  # a stream apart from _generate's per-class ones
+        return spec_augment(rows.x, rng, mask_value=self.config["mask_value"], **policy)
 
     def _pick_sources(self, label: str, label_index: int, count: int, rng: np.random.Generator) -> np.ndarray:
         """Balanced cycling: every training row of the class is used once before any is used twice."""

@@ -213,6 +213,7 @@ class DiffusionGenerator(NeuralGenerator):
     """Emotion- and style-conditioned mel diffusion with classifier-free guidance (Kim & Lee 2024)."""
 
     name = "diffusion"
+    transforms_rows = True
     SAMPLING_KEYS = ("mode", "enhance_t0", "sampler", "sampling_steps", "eta", "spacing", "ddpm_variance",
                      "clip_x0", "guidance_scale", "sample_batch_size")
     PROFILE_DEFAULTS = {
@@ -440,8 +441,10 @@ class DiffusionGenerator(NeuralGenerator):
             if not rows:
                 raise EmoaugError(f"generator 'diffusion': no training rows of class {label!r} to condition on")
             for start in range(0, count, int(self.config["sample_batch_size"])):
-                chunk = rows[start : start + int(self.config["sample_batch_size"])]
-                xs.append(self._sample_batch(model, sampler, label_index, chunk, torch_rng))
+                chunk = torch.as_tensor(rows[start : start + int(self.config["sample_batch_size"])])
+                enhance = self.config["mode"] == "enhance"
+                xs.append(self._sample_batch(model, sampler, self._x[chunk], torch.full((len(chunk),), label_index),
+                                             torch_rng, self.enhance_step() if enhance else None))
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
             sources += rows
         if not xs:
@@ -454,21 +457,35 @@ class DiffusionGenerator(NeuralGenerator):
             return generated_featureset(x, y, self.labels, self.name, [self._item_ids[r] for r in sources], speakers)
         return generated_featureset(x, y, self.labels, self.name)
 
+    def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
+        """Enhance mode on given rows: noise each to step ``enhance_t0`` and denoise it under its condition
+        (the row itself is the style reference), whatever ``mode`` this generator samples with."""
+        model = self.ema if self.ema is not None else self.model
+        model.eval()
+        sampler, t0 = self.sampler(), self.enhance_step()
+        torch_rng = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, seed, 7919]).integers(2**62)))
+        batch = int(self.config["sample_batch_size"])
+        out = [self._sample_batch(model, sampler, rows.x[start : start + batch], conditions[start : start + batch],
+                                  torch_rng, t0)
+               for start in range(0, len(rows), batch)]
+        return torch.cat(out) if out else torch.zeros_like(rows.x)
+
     @torch.no_grad()
-    def _sample_batch(self, model: DiffusionModel, sampler, label_index: int, rows: list[int],
-                      rng: torch.Generator) -> torch.Tensor:
+    def _sample_batch(self, model: DiffusionModel, sampler, reference: torch.Tensor, label_index: torch.Tensor,
+                      rng: torch.Generator, start_step: int | None) -> torch.Tensor:
+        """Denoise one batch conditioned on emotions ``label_index`` and style ``reference`` rows: from pure
+        noise, or (``start_step`` set) from ``reference`` noised to that step."""
         device = self.device
-        reference = self._x[torch.as_tensor(rows)].to(device, torch.float32)
-        emotion = self.centroids[label_index].to(device).expand(len(rows), -1)
+        reference = reference.to(device, torch.float32)
+        emotion = self.centroids.to(device)[label_index.to(device)]
         cond = model.conditioner(emotion, reference)
         denoise = classifier_free_guidance(functools.partial(model.eps, self.schedule), cond,
-                                           model.conditioner.null_condition(len(rows)),
+                                           model.conditioner.null_condition(len(reference)),
                                            float(self.config["guidance_scale"]))
         noise = torch.randn(reference.shape, generator=rng).to(device)
-        if self.config["mode"] == "enhance":
-            t0 = self.enhance_step()
-            start = self.schedule.q_sample(reference, torch.full((len(rows),), t0), noise)
-            return sampler.sample(denoise, start, generator=rng, start_step=t0).cpu()
+        if start_step is not None:
+            start = self.schedule.q_sample(reference, torch.full((len(reference),), start_step), noise)
+            return sampler.sample(denoise, start, generator=rng, start_step=start_step).cpu()
         return sampler.sample(denoise, noise, generator=rng).cpu()
 
 
