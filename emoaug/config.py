@@ -74,7 +74,7 @@ PROFILES: dict[str, Profile] = {
                                            weight_decay=0.0, patience=5),
         },
         n_folds=5,
-        n_seeds=1,
+        n_seeds=3,  # paired tests need more than 5 pairs: with 5 the smallest Wilcoxon p is 0.0625
         synthetic_ratio=1.0,
         export_per_emotion=1,
         griffin_lim_iters=32,
@@ -107,6 +107,12 @@ def get_profile(name: str) -> Profile:
     return PROFILES[name]
 
 
+#: augment: also train on synthetic rows only (Malik et al.); clarity: the real-only judge scores enhanced
+#: (or class-conditional generated) versions of the test utterances (Kim & Lee); cross: test on --test-corpus
+PROTOCOLS = ("augment", "clarity", "cross")
+DEFAULT_PROTOCOLS = ("augment", "clarity")
+
+
 @dataclass
 class RunConfig:
     """Everything that determines a run's numbers, fully resolved (no 'default' left inside)."""
@@ -116,6 +122,10 @@ class RunConfig:
     labels: str = "6class"
     generators: list[str] = field(default_factory=lambda: ["none", "specaugment"])
     generator_configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    protocols: list[str] = field(default_factory=lambda: list(DEFAULT_PROTOCOLS))
+    test_corpus: str | None = None  # the cross protocol's test corpus (all its items are test items)
+    test_data_root: str | None = None
+    baseline_generator: str | None = "dcgan"  # Kim & Lee Tables 10-11 compare against it (None: skip)
     profile: str = "quick"
     preset: str = "emogen"
     split: str = "kfold"
@@ -137,7 +147,7 @@ class RunConfig:
     def fingerprint(self) -> str:
         """Hash of the fields that change results (not where they are written or logged)."""
         payload = self.to_dict()
-        for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir"):
+        for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator"):
             payload.pop(key)
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()

@@ -75,7 +75,9 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
 
     manifest = pd.read_csv(run_dir / "manifest.csv")
     predictions = pd.read_csv(run_dir / "predictions.csv")
-    for _, part in predictions.groupby(["generator", "seed"]):
+    per_test_item = predictions[predictions["arm"] != "clarity_sampled"]  # sampled rows are generated items
+    assert set(per_test_item["arm"]) == {"main", "synthetic_only", "clarity_true_label", "clarity_predicted_label"}
+    for _, part in per_test_item.groupby(["generator", "arm", "seed"]):
         assert sorted(part["item_id"]) == sorted(manifest["item_id"])  # every item tested exactly once
 
     audit = json.loads((run_dir / "split_audit.json").read_text())

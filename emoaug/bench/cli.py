@@ -9,12 +9,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..config import DEFAULT_PROTOCOLS, PROTOCOLS
 from ..errors import EmoaugError
 
 log = logging.getLogger("emoaug")
 
 COMMANDS = ("run", "describe", "list", "report")
 DEFAULT_GENERATORS = "none,specaugment"
+BASELINE_OFF = "off"
 
 
 # ---------------------------------------------------------------------------- parsers
@@ -42,6 +44,18 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gen-opt", action="append", default=[], metavar="GEN.KEY=VALUE",
                         help="override one generator setting, e.g. diffusion.sampling_steps=50 (repeatable; "
                              "VALUE is read as JSON when it parses, else as a string)")
+    parser.add_argument("--protocol", default=",".join(DEFAULT_PROTOCOLS),
+                        help="comma-separated: augment (also train on synthetic only; Malik et al.), clarity (the "
+                             "real-only judge on enhanced/generated test utterances; Kim & Lee), cross (test on "
+                             f"--test-corpus too; implied by it). Default {','.join(DEFAULT_PROTOCOLS)}; the real "
+                             "and real+synthetic arms always run")
+    parser.add_argument("--test-corpus", default=None,
+                        help="cross-corpus test corpus (e.g. --corpus emodb --test-corpus ravdess); the shared "
+                             "emotions of both are used")
+    parser.add_argument("--test-data-root", default=None, help="folder holding the --test-corpus")
+    parser.add_argument("--baseline-gen", default="dcgan",
+                        help="generator the chosen one is compared with in Kim & Lee Tables 10-11 (default dcgan, "
+                             "as in the paper); added to --gen when clarity runs a trainable generator; 'off' skips")
     parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
     parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
     parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")
@@ -102,6 +116,9 @@ def build_config(args: argparse.Namespace):
         raise EmoaugError("--gen: give at least one generator name")
     if len(set(generators)) != len(generators):
         raise EmoaugError(f"--gen: a generator is named twice in {args.gen!r}")
+    protocols = parse_protocols(args.protocol, args.test_corpus)
+    baseline = None if args.baseline_gen == BASELINE_OFF else args.baseline_gen
+    generators = complete_generators(generators, protocols, baseline)
     generator_configs = resolve_generator_configs(generators, profile.name, args.gen_opt)
     folds = profile.n_folds if args.folds is None else args.folds
     seeds = profile.n_seeds if args.seeds is None else args.seeds
@@ -114,13 +131,43 @@ def build_config(args: argparse.Namespace):
         raise EmoaugError(f"--synthetic-ratio must be >= 0, got {args.synthetic_ratio}")
     return RunConfig(
         corpus=args.corpus, data_root=args.data_root, labels=args.labels, generators=generators,
-        generator_configs=generator_configs,
+        generator_configs=generator_configs, protocols=protocols, test_corpus=args.test_corpus,
+        test_data_root=args.test_data_root, baseline_generator=baseline,
         profile=profile.name, preset=args.preset or profile.preset, split=args.split, n_folds=folds,
         n_seeds=seeds, seed=args.seed, synthetic_ratio=ratio,
         classifier=resolve_classifier(profile, args.classifier, args.epochs),
         device=args.device, on_bad_file=args.on_bad_file, out_dir=args.out, cache_dir=args.cache_dir,
         tracking_uri=args.tracking_uri, run_name=args.run_name,
     )
+
+
+def parse_protocols(text: str, test_corpus: str | None) -> list[str]:
+    protocols = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in protocols if name not in PROTOCOLS]
+    if unknown:
+        raise EmoaugError(f"--protocol: unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOCOLS)})")
+    if test_corpus and "cross" not in protocols:
+        protocols.append("cross")
+    if "cross" in protocols and not test_corpus:
+        raise EmoaugError("--protocol cross needs --test-corpus NAME (and --test-data-root for a real corpus)")
+    return list(dict.fromkeys(protocols))
+
+
+def complete_generators(generators: list[str], protocols: list[str], baseline: str | None) -> list[str]:
+    """``none`` first (it is the judge, trained in every cell anyway, and every comparison's reference); with
+    the clarity protocol and a trainable generator, the baseline generator of Kim & Lee Tables 10-11."""
+    from ..generators import get_generator_class
+
+    classes = {name: get_generator_class(name) for name in generators}
+    completed = ["none", *[name for name in generators if name != "none"]]
+    if "none" not in generators:
+        log.info("--gen: added `none` (the real-only reference every generator is compared with)")
+    wants_baseline = "clarity" in protocols and any(c.trainable for n, c in classes.items() if n != baseline)
+    if baseline and wants_baseline and baseline not in completed:
+        get_generator_class(baseline)  # a clear error for a typo in --baseline-gen
+        completed.insert(1, baseline)
+        log.info("--gen: added %s, the baseline of Kim & Lee Tables 10-11 (--baseline-gen off skips it)", baseline)
+    return completed
 
 
 def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict]:

@@ -3,7 +3,10 @@
 Per (fold, seed) the runner trains one real-only classifier, the *judge*: it is the ``none`` cell and
 also the fixed embedding in which generated sets are measured. Per generator it then fits (or restores
 from a checkpoint) the generator on the training fold only, measures the generated set, trains the
-same classifier on real + synthetic rows and tests it on held-out real speakers.
+same classifier on real + synthetic rows and tests it on held-out real speakers. Every prediction row
+carries an ``arm`` (see ARMS): the protocols add arms to the same cells -- ``augment`` a classifier on
+synthetic rows only, ``clarity`` the judge on generated versions of the test utterances, ``cross`` every
+classifier tested on a second corpus as well.
 
 Every finished (seed, fold, generator) cell is written atomically under ``<run_dir>/cells`` before the
 next one starts, so an interrupted run loses nothing and a re-run with the same arguments reuses them.
@@ -15,7 +18,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +39,14 @@ from ..generators.base import Generator
 from ..splits import SPEAKER_INDEPENDENT, Fold, audit_splits, make_splits, save_splits
 from . import io
 from .aggregate import generator_summary
+from .arms import (ARMS, CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN,
+                   SYNTHETIC_ONLY)
 
 log = logging.getLogger("emoaug")
+
+#: seeds of generate() calls beyond the main synthetic set, offset so that they draw new rows
+SYNTHETIC_ONLY_SEED_OFFSET = 1_000_003
+CLARITY_SEED_OFFSET = 2_000_003
 
 
 @dataclass
@@ -45,13 +54,14 @@ class RunResult:
     run_dir: Path
     config: RunConfig
     labels: tuple[str, ...]
-    predictions: pd.DataFrame  # one row per (generator, seed, fold, test item)
-    fold_metrics: pd.DataFrame  # one row per (generator, seed, fold, metric)
-    summary: pd.DataFrame  # one row per (generator, metric): pooled, fold_mean, fold_std
-    confusions: dict[str, pd.DataFrame]  # generator -> row-normalised percent
+    predictions: pd.DataFrame  # one row per (generator, arm, seed, fold, test item)
+    fold_metrics: pd.DataFrame  # one row per (generator, arm, seed, fold, metric)
+    summary: pd.DataFrame  # one row per (generator, arm, metric): pooled, fold_mean, fold_std
+    confusions: dict[str, pd.DataFrame]  # generator -> row-normalised percent of the main arm
     quality: pd.DataFrame  # one row per (generator, seed, fold, emotion, measure)
     timings: pd.DataFrame  # one row per (generator, seed, fold)
     generators: pd.DataFrame  # one row per generator: metrics, quality, cost (emoaug.bench.aggregate)
+    arm_confusions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (generator, arm), not main
 
 
 @dataclass
@@ -64,6 +74,7 @@ class FoldData:
     val: FeatureSet
     test: FeatureSet
     normaliser: Normaliser
+    cross: FeatureSet | None = None  # --test-corpus items, normalised with this fold's statistics
     judge: SERClassifier | None = None
     judge_seconds: float = float("nan")  # NaN when the judge was loaded from an earlier, interrupted run
     exported: set[str] = field(default_factory=set)
@@ -149,6 +160,30 @@ class Benchmark:
             log.warning("skipped %s: %s", entry["path"], entry["reason"])
         return scan
 
+    def load_test_corpus(self, scan: CorpusScan) -> tuple[CorpusScan, CorpusScan]:
+        """The cross protocol's test corpus; both corpora are cut to the emotions they share, since the
+        classifier can only be tested on classes it was trained on."""
+        cfg = self.config
+        test = load_corpus(cfg.test_corpus, cfg.test_data_root, labels=cfg.labels, on_bad_file=cfg.on_bad_file,
+                           progress=self.progress)
+        for entry in test.skipped:
+            log.warning("skipped %s: %s", entry["path"], entry["reason"])
+        present = set(scan.items["emotion"]) & set(test.items["emotion"])
+        shared = tuple(label for label in scan.labels if label in present)
+        if len(shared) < 2:
+            raise EmoaugError(f"--test-corpus {cfg.test_corpus}: shares {len(shared)} emotion(s) with "
+                              f"--corpus {cfg.corpus} under --labels {cfg.labels}; need at least 2")
+        dropped = sorted(set(scan.labels) - set(shared))
+        if dropped:
+            log.warning("cross-corpus: emotions %s are not in both corpora and are left out of training and test",
+                        dropped)
+
+        def restrict(corpus: CorpusScan) -> CorpusScan:
+            items = corpus.items[corpus.items["emotion"].isin(shared)].reset_index(drop=True)
+            return replace(corpus, items=items, labels=shared)
+
+        return restrict(scan), restrict(test)
+
     def write_inputs(self, scan: CorpusScan, folds: list[Fold], audit: dict) -> None:
         run = self.run_dir
         io.write_json(run / "config.json", {"fingerprint": self.config.fingerprint(), **self.config.to_dict(),
@@ -166,8 +201,10 @@ class Benchmark:
         return extract_features(scan.items, self.preset, cache=cache, device=self.device, progress=self.progress)
 
     def fold_data(self, fold: Fold, seed: int, feats: dict[str, np.ndarray], items: pd.DataFrame,
-                  labels: tuple[str, ...]) -> FoldData:
-        """Normalise with statistics of the training fold only, then build the three sets."""
+                  labels: tuple[str, ...], cross: tuple[pd.DataFrame, dict[str, np.ndarray]] | None = None
+                  ) -> FoldData:
+        """Normalise with statistics of the training fold only, then build the three sets (and the
+        cross-corpus test set, normalised the same way)."""
         normaliser = Normaliser(self.preset.normalisation).fit([feats[i] for i in fold.train])
         by_id = items.set_index("item_id", drop=False)
         sets = {part: build_featureset({i: feats[i] for i in getattr(fold, part)}, by_id.loc[getattr(fold, part)],
@@ -178,7 +215,12 @@ class Benchmark:
         self.leakage_audit.append(check_scope("normaliser", list(fold.train), train_speakers, fold, test_speakers))
         io.write_json(self.run_dir / "normalisers" / f"fold{fold.index}.json",
                       {"fit_on_items": len(fold.train), **normaliser.to_dict()})
-        return FoldData(fold, seed, sets["train"], sets["val"], sets["test"], normaliser)
+        cross_set = None
+        if cross is not None:
+            cross_items, cross_feats = cross
+            cross_set = build_featureset(cross_feats, cross_items.set_index("item_id", drop=False), labels,
+                                         normaliser)
+        return FoldData(fold, seed, sets["train"], sets["val"], sets["test"], normaliser, cross=cross_set)
 
     # ---------------------------------------------------------------- judge (= the real-only classifier)
     def make_classifier(self, seed: int) -> SERClassifier:
@@ -238,7 +280,8 @@ class Benchmark:
             return None
         quality_path = stem.with_name(stem.name + "_quality.csv")
         quality = pd.read_csv(quality_path) if quality_path.exists() else pd.DataFrame()
-        return Cell(pd.read_csv(stem.with_suffix(".csv"), dtype={"item_id": str}), quality, io.read_json(meta_path))
+        predictions = pd.read_csv(stem.with_suffix(".csv"), dtype={"item_id": str})
+        return Cell(predictions, quality, io.read_json(meta_path))
 
     def run_cell(self, generator: str, data: FoldData) -> Cell:
         stem = self.cell_stem(generator, data.fold, data.seed)
@@ -252,8 +295,8 @@ class Benchmark:
         else:
             cell = self.augmented_cell(generator, data, judge)
         cell.predictions.insert(0, "generator", generator)
-        cell.predictions.insert(1, "seed", data.seed)
-        cell.predictions.insert(2, "fold", data.fold.index)
+        cell.predictions.insert(2, "seed", data.seed)
+        cell.predictions.insert(3, "fold", data.fold.index)
         # Predictions and quality first, meta last: a cell counts as finished only once meta exists.
         io.write_csv(stem.with_suffix(".csv"), cell.predictions)
         if not cell.quality.empty:
@@ -265,7 +308,15 @@ class Benchmark:
         meta = self.cell_meta(generator, data, n_synthetic=0, classifier=judge,
                               seconds={"generator_fit": 0.0, "generate": 0.0,
                                        "classifier": data.judge_seconds})
-        return Cell(judge.predict_items(data.test), pd.DataFrame(), meta)
+        return Cell(self.scored(judge, data, MAIN, CROSS), pd.DataFrame(), meta)
+
+    @staticmethod
+    def scored(classifier: SERClassifier, data: FoldData, arm: str, cross_arm: str) -> pd.DataFrame:
+        """``classifier`` on the test fold (``arm``) and, with a test corpus, on all of it (``cross_arm``)."""
+        parts = [with_arm(classifier.predict_items(data.test), arm)]
+        if data.cross is not None:
+            parts.append(with_arm(classifier.predict_items(data.cross), cross_arm))
+        return pd.concat(parts, ignore_index=True)
 
     def augmented_cell(self, generator: str, data: FoldData, judge: SERClassifier) -> Cell:
         from ..quality import assess_generated
@@ -290,16 +341,40 @@ class Benchmark:
 
         start = time.perf_counter()
         clf = self.make_classifier(data.seed).fit(FeatureSet.concat([data.train, synthetic]), data.val)
-        predictions = clf.predict_items(data.test)
-        meta = self.cell_meta(generator, data, n_synthetic=len(synthetic), classifier=clf,
-                              seconds={"generator_fit": fit_s, "generate": generate_s,
-                                       "classifier": time.perf_counter() - start})
+        parts = [self.scored(clf, data, MAIN, CROSS)]
+        seconds = {"generator_fit": fit_s, "generate": generate_s, "classifier": time.perf_counter() - start}
+        if "augment" in self.config.protocols:
+            start = time.perf_counter()
+            syn_only = self.synthetic_only_set(gen, synthetic, data)
+            syn_clf = self.make_classifier(data.seed).fit(syn_only, data.val)
+            parts.append(self.scored(syn_clf, data, SYNTHETIC_ONLY, CROSS_SYNTHETIC_ONLY))
+            seconds["synthetic_only"] = time.perf_counter() - start
+        if "clarity" in self.config.protocols:
+            start = time.perf_counter()
+            parts.append(clarity_predictions(gen, judge, data))
+            seconds["clarity"] = time.perf_counter() - start
+        predictions = pd.concat(parts, ignore_index=True)
+        meta = self.cell_meta(generator, data, n_synthetic=len(synthetic), classifier=clf, seconds=seconds)
         meta.update({"generator_config": gen.get_config(), "generator_restored_from_checkpoint": restored,
                      "generator_fitted_items": len(gen.fitted_item_ids),
                      "synthetic_per_class": want,
                      "items_per_second": len(synthetic) / generate_s if generate_s > 0 else None,
                      "generator_history_tail": list(getattr(gen, "history", []))[-5:]})
         return Cell(predictions, quality, meta)
+
+    @staticmethod
+    def synthetic_only_set(gen: Generator, synthetic: FeatureSet, data: FoldData) -> FeatureSet:
+        """Synthetic rows in the real training fold's class proportions and size (Malik et al.'s synthetic-only
+        arm). The augmentation set fills the smallest classes first and may lack the largest, so rows are
+        taken from it per class and any shortfall is generated anew."""
+        want = data.train.class_counts()
+        have = synthetic.label_names()
+        keep = [i for label in synthetic.labels for i in [k for k, h in enumerate(have) if h == label][:want[label]]]
+        short = {label: want[label] - min(want[label], have.count(label)) for label in want}
+        parts = [synthetic.subset(keep)] if keep else []
+        if sum(short.values()):
+            parts.append(gen.generate(short, seed=data.seed + SYNTHETIC_ONLY_SEED_OFFSET))
+        return FeatureSet.concat(parts)
 
     def cell_meta(self, generator: str, data: FoldData, *, n_synthetic: int, classifier: SERClassifier,
                   seconds: dict) -> dict:
@@ -325,12 +400,20 @@ class Benchmark:
     def run(self) -> RunResult:
         cfg = self.config
         scan = self.load()
+        test_scan = None
+        if cfg.test_corpus:
+            scan, test_scan = self.load_test_corpus(scan)
         folds = make_splits(scan.items, cfg.split, n_folds=cfg.n_folds, seed=cfg.seed)
         audit = audit_splits(scan.items, folds, cfg.split)
         self.write_inputs(scan, folds, audit)
         if cfg.split not in SPEAKER_INDEPENDENT:
             log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", cfg.split)
         feats = self.features(scan)
+        cross = None
+        if test_scan is not None:
+            io.write_csv(self.run_dir / "test_manifest.csv", test_scan.items)
+            io.write_json(self.run_dir / "test_skipped.json", test_scan.skipped)
+            cross = (test_scan.items, self.features(test_scan))
 
         seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
         n_cells = len(seeds) * len(folds) * len(cfg.generators)
@@ -340,13 +423,13 @@ class Benchmark:
         cells: list[Cell] = []
         for fold in folds:
             for seed in seeds:
-                data = self.fold_data(fold, seed, feats, scan.items, scan.labels)
+                data = self.fold_data(fold, seed, feats, scan.items, scan.labels, cross)
                 for generator in cfg.generators:
                     start = time.perf_counter()
                     cell = self.run_cell(generator, data)
                     cells.append(cell)
-                    ua = metrics.classification_metrics(cell.predictions["y_true"], cell.predictions["y_pred"],
-                                                        scan.labels)["ua"]
+                    main = cell.predictions[cell.predictions["arm"] == MAIN]
+                    ua = metrics.classification_metrics(main["y_true"], main["y_pred"], scan.labels)["ua"]
                     log.info("[%d/%d] fold %d seed %d %-12s UA %.3f (%.1fs)", len(cells), n_cells, fold.index,
                              seed, generator, ua, time.perf_counter() - start)
         io.write_json(self.run_dir / "leakage_audit.json", {"checks": self.leakage_audit, "passed": True})
@@ -362,21 +445,26 @@ class Benchmark:
                                  **{f"{k}_s": v for k, v in c.meta["seconds"].items()},
                                  "n_synthetic_rows": c.meta["n_synthetic_rows"]} for c in cells])
         fold_metrics = fold_level_metrics(predictions, labels)
-        summary = metrics.summarise(predictions, labels, by=("generator",))
-        confusions = {g: metrics.confusion_percent(p["y_true"], p["y_pred"], labels)
-                      for g, p in predictions.groupby("generator", sort=False)}
+        summary = metrics.summarise(predictions, labels, by=("generator", "arm"))
+        all_confusions = {key: metrics.confusion_percent(p["y_true"], p["y_pred"], labels)
+                          for key, p in predictions.groupby(["generator", "arm"], sort=False)}
+        confusions = {g: table for (g, arm), table in all_confusions.items() if arm == MAIN}
+        arm_confusions = {key: table for key, table in all_confusions.items() if key[1] != MAIN}
         run = self.run_dir
         io.write_csv(run / "predictions.csv", predictions)
         io.write_csv(run / "fold_metrics.csv", fold_metrics)
         io.write_csv(run / "summary.csv", summary)
         io.write_csv(run / "quality.csv", quality)
         io.write_csv(run / "timings.csv", timings)
-        generators = generator_summary(summary, quality, timings, fold_metrics)
+        generators = generator_summary(summary[summary["arm"] == MAIN], quality, timings,
+                                       fold_metrics[fold_metrics["arm"] == MAIN])
         io.write_csv(run / "generators.csv", generators)
         for generator, table in confusions.items():
             io.write_csv(run / "confusion" / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
+        for (generator, arm), table in arm_confusions.items():
+            io.write_csv(run / "confusion" / arm / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
         return RunResult(run, self.config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
-                         generators)
+                         generators, arm_confusions)
 
 
 STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
@@ -393,13 +481,23 @@ def load_result(run_dir: Path) -> RunResult:
     config = run_config_from_dict(stored)
     labels = tuple(stored["labels_resolved"])
     frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
-    confusions = {}
+    for name in ("predictions.csv", "fold_metrics.csv", "summary.csv"):
+        if "arm" not in frames[name].columns:  # runs stored before arms existed had the main arm only
+            frames[name].insert(1, "arm", MAIN)
+
+    def confusion(path: Path) -> pd.DataFrame:
+        return pd.read_csv(path).set_index("true").rename_axis(columns="predicted")
+
+    confusions, arm_confusions = {}, {}
     for generator in frames["generators.csv"]["generator"]:
-        path = run_dir / "confusion" / f"{io.safe_name(generator)}.csv"
-        confusions[generator] = pd.read_csv(path).set_index("true").rename_axis(columns="predicted")
+        confusions[generator] = confusion(run_dir / "confusion" / f"{io.safe_name(generator)}.csv")
+        for arm in ARMS[1:]:
+            path = run_dir / "confusion" / arm / f"{io.safe_name(generator)}.csv"
+            if path.exists():
+                arm_confusions[(generator, arm)] = confusion(path)
     return RunResult(run_dir, config, labels, frames["predictions.csv"], frames["fold_metrics.csv"],
                      frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
-                     frames["generators.csv"])
+                     frames["generators.csv"], arm_confusions)
 
 
 def run_config_from_dict(stored: dict) -> RunConfig:
@@ -419,8 +517,38 @@ def save_torch(path: Path, state: dict) -> None:
 
 def fold_level_metrics(predictions: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
     rows = []
-    for (generator, seed, fold), part in predictions.groupby(["generator", "seed", "fold"], sort=False):
+    keys = ["generator", "arm", "seed", "fold"]
+    for (generator, arm, seed, fold), part in predictions.groupby(keys, sort=False):
         values = metrics.classification_metrics(part["y_true"], part["y_pred"], labels)
-        rows += [{"generator": generator, "seed": seed, "fold": fold, "metric": k, "value": v}
+        rows += [{"generator": generator, "arm": arm, "seed": seed, "fold": fold, "metric": k, "value": v}
                  for k, v in values.items()]
     return pd.DataFrame(rows)
+
+
+def with_arm(predictions: pd.DataFrame, arm: str) -> pd.DataFrame:
+    predictions.insert(0, "arm", arm)
+    return predictions
+
+
+def clarity_predictions(gen: Generator, judge: SERClassifier, data: FoldData) -> pd.DataFrame:
+    """The real-only judge on generated versions of the test fold (Kim & Lee's "generated" condition).
+
+    A generator that can transform rows enhances each test utterance twice: under its true emotion (the
+    paper's protocol; the label then reaches the judge through the input) and under the judge's own
+    prediction for the original utterance (no label enters). Both are scored against the true label. A
+    generator that only samples is scored on class-conditional samples, as many per class as the test fold.
+    """
+    test = data.test
+    if not gen.transforms_rows:
+        sampled = gen.generate(test.class_counts(), seed=data.seed + CLARITY_SEED_OFFSET)
+        return with_arm(judge.predict_items(sampled), CLARITY_SAMPLED)
+    original = judge.predict_items(test).set_index("item_id")["y_pred"]
+    conditions = {CLARITY_TRUE: test.label_names(), CLARITY_PREDICTED: [original[i] for i in test.item_ids]}
+    parts = []
+    for arm, condition in conditions.items():
+        enhanced = gen.transform(test, condition, seed=data.seed + CLARITY_SEED_OFFSET)
+        # scored per source utterance against its true label: same ids, segments and labels as the test fold
+        scored = FeatureSet(x=enhanced.x, y=test.y, labels=test.labels, item_ids=test.item_ids,
+                            speakers=test.speakers)
+        parts.append(with_arm(judge.predict_items(scored), arm))
+    return pd.concat(parts, ignore_index=True)
