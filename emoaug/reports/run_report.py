@@ -9,6 +9,7 @@ import pandas as pd
 from ..bench import io
 from . import plots, reference, tables
 from .html import write_html_report
+from .paper_tables import Table, paper_tables
 
 MAD_NOTE = ("MAD = mean absolute difference between the mean log-mel spectrum of generated and of real training "
             "rows of each emotion on Malik et al.'s [-1, 1] scale (the training fold's dB min/max); total = sum "
@@ -21,14 +22,23 @@ def render_run(run_dir: Path, result) -> str:
     emoaug.bench.runner.RunResult, fresh or loaded from disk); returns the terminal text."""
     config, out = result.config, Path(run_dir) / "tables"
     corpus = config.corpus
-    note = tables.definitions_note(result.labels, config.split, config.n_folds, config.n_seeds) + " " + tables.QUALITY_NOTE
+    definitions = tables.definitions_note(result.labels, config.split, config.n_folds, config.n_seeds, cells=False)
+    note = tables.definitions_note(result.labels, config.split, config.n_folds, config.n_seeds) + " " + \
+        tables.QUALITY_NOTE
     table = tables.generator_table(result.generators)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
     index = [write_table(out, "generators", table, title, note)]
+    text = [tables.to_text(table, title, note)]
+    paper, skipped = paper_tables(result)
     if not result.quality.empty and (result.quality["measure"] == "mad").any():
         mad = reference.malik2023_table01(result.quality, corpus, result.labels)
-        index.append(write_table(out, "malik2023_table01", _formatted(mad),
-                                 f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}", MAD_NOTE))
+        paper.insert(0, Table("malik2023_table01", f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}",
+                              MAD_NOTE, _formatted(mad)))
+    for extra in paper:
+        extra_note = f"{extra.note} {definitions}"  # every table states WA/UA and the split
+        index.append(write_table(out, extra.name, extra.frame, extra.title, extra_note))
+        text.append(tables.to_text(extra.frame, f"[{extra.name}] {extra.title}", extra_note))
+    text += [f"not written: {line}" for line in skipped]
     io.write_json(out / tables.TABLE_INDEX, index)
     if result.confusions:
         plots.recall_bars(result.confusions, f"{corpus}: per-emotion recall per generator (pooled over folds)",
@@ -37,8 +47,11 @@ def render_run(run_dir: Path, result) -> str:
         name = io.safe_name(generator)
         plots.confusion_heatmap(confusion, f"{corpus} / {generator}: confusion (% of true class)",
                                 Path(run_dir) / "figures" / f"confusion_{name}.png")
+    for (generator, arm), confusion in result.arm_confusions.items():  # e.g. the judge on enhanced utterances
+        plots.confusion_heatmap(confusion, f"{corpus} / {generator} / {arm}: confusion (% of true class)",
+                                Path(run_dir) / "figures" / f"confusion_{io.safe_name(generator)}_{arm}.png")
     write_html_report(Path(run_dir))  # last: it embeds the tables and figures written above
-    return tables.to_text(table, title, note)
+    return "\n".join(text)
 
 
 def write_table(out: Path, name: str, table: pd.DataFrame, title: str, note: str) -> dict[str, str]:

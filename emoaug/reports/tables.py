@@ -17,13 +17,15 @@ SPLIT_DESCRIPTIONS = {
 }
 
 
-def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: int) -> str:
-    """The sentence every table carries: what WA and UA mean and how the split was made."""
+def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: int, *, cells: bool = True) -> str:
+    """The sentence every table carries: what WA and UA mean and how the split was made (and, with
+    ``cells``, how the generator table's cells read; other tables say that themselves)."""
     split_text = SPLIT_DESCRIPTIONS.get(split, split).format(n_folds=n_folds)
+    cells_text = (f"Cells: pooled over all test folds (fold mean ± std over {n_folds} fold(s) x {n_seeds} "
+                  "seed(s)). ") if cells else f"{n_folds} fold(s) x {n_seeds} seed(s). "
     return (
         "WA = overall accuracy (weighted accuracy); UA = unweighted mean of per-class recall over the "
-        f"label set [{', '.join(labels)}]. Cells: pooled over all test folds (fold mean ± std over "
-        f"{n_folds} fold(s) x {n_seeds} seed(s)). Split: {split_text}."
+        f"label set [{', '.join(labels)}]. {cells_text}Split: {split_text}."
     )
 
 
@@ -73,6 +75,7 @@ def generator_table(generators: pd.DataFrame) -> pd.DataFrame:
             "judge UA %": _number(100 * row["judge_ua"], ".1f") if "judge_ua" in row else "",
             "NN ratio": _number(row.get("nn_ratio_emb"), ".2f"),
             "fit s": _number(row.get("generator_fit_s"), ".1f"),
+            "sample s": _number(row.get("generate_s"), ".1f"),
             "items/s": _number(row.get("items_per_s"), ".0f"),
         })
     return pd.DataFrame(rows)
