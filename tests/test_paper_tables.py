@@ -157,3 +157,46 @@ def test_every_table_states_its_definitions(corpus):
     tables, _ = paper_tables(hand_result(corpus))
     for table in tables:
         assert any(word in table.note for word in ("UA", "accuracy", "Rows = true"))
+
+
+def fold_values(generator: str, arm: str, values: list[float], name: str = "ua") -> list[dict]:
+    return [{"generator": generator, "arm": arm, "seed": 0, "fold": fold, "metric": name, "value": value}
+            for fold, value in enumerate(values)]
+
+
+def test_arm_comparisons_pair_each_arm_with_nones_reference_arm():
+    from scipy import stats as scipy_stats
+
+    from emoaug.bench.aggregate import arm_comparisons
+
+    none_main, none_cross = [0.5, 0.6, 0.55, 0.7, 0.65, 0.6], [0.3, 0.35, 0.3, 0.4, 0.32, 0.3]
+    enhanced = [0.45, 0.5, 0.5, 0.6, 0.55, 0.58]
+    crossed = [0.33, 0.36, 0.35, 0.38, 0.35, 0.36]
+    frame = pd.DataFrame(fold_values("none", "main", none_main) + fold_values("none", "cross", none_cross)
+                         + fold_values("diffusion", "clarity_true_label", enhanced)
+                         + fold_values("diffusion", "cross", crossed))
+    table = arm_comparisons(frame, metrics=("ua",)).set_index("arm")
+    assert table.loc["clarity_true_label", "reference_arm"] == "main"
+    assert table.loc["cross", "reference_arm"] == "cross"  # cross arms are paired with none's cross arm
+    diffs = [a - b for a, b in zip(enhanced, none_main)]
+    assert table.loc["clarity_true_label", "mean_diff"] == pytest.approx(sum(diffs) / len(diffs))
+    assert table.loc["clarity_true_label", "p_value"] == pytest.approx(scipy_stats.wilcoxon(diffs).pvalue)
+    cross_diffs = [a - b for a, b in zip(crossed, none_cross)]
+    assert table.loc["cross", "mean_diff"] == pytest.approx(sum(cross_diffs) / len(cross_diffs))
+    assert table.loc["cross", "n_pairs"] == 6
+
+
+def test_table05_and_malik02_show_the_stored_paired_comparisons():
+    comparisons = pd.DataFrame([
+        {"generator": "diffusion", "arm": "clarity_true_label", "metric": "ua", "mean_diff": -0.121,
+         "ci_low": -0.178, "ci_high": -0.075, "p_value": 0.0625, "p_holm": 0.125},
+        {"generator": "diffusion", "arm": "main", "metric": "ua", "mean_diff": 0.05, "ci_low": -0.01,
+         "ci_high": 0.11, "p_value": 0.3, "p_holm": 0.6}])
+    t05 = kim_table05(hand_summary(), "emodb", comparisons)
+    enhanced = t05[t05["judge scores"].str.contains("true emotion")].iloc[0]
+    assert enhanced["paired ΔUA pp vs original [95% CI]"] == "-12.1 [-17.8, -7.5]"
+    assert enhanced["p / p_Holm"] == "0.0625 / 0.125"
+    assert t05.iloc[0]["paired ΔUA pp vs original [95% CI]"] == ""  # the original row is the reference
+    t02 = malik_table02(hand_summary(), "emodb", comparisons).set_index("generator / study")
+    assert t02.loc["diffusion", "paired improvement [95% CI]"] == "+5.0 [-1.0, +11.0]"
+    assert t02.loc["dcgan", "paired improvement [95% CI]"] == ""  # not computed for it here

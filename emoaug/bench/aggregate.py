@@ -8,6 +8,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import stats
+from .arms import CROSS, CROSS_SYNTHETIC_ONLY, MAIN
 
 QUALITY_MEASURES = ("mad", "fd", "fd_real", "judge_wa", "judge_ua", "nn_ratio_emb", "copy_fraction_emb",
                     "diversity_mel")
@@ -41,3 +42,31 @@ def generator_summary(summary: pd.DataFrame, quality: pd.DataFrame, timings: pd.
     frame = frame.join(cost)
     frame["items_per_s"] = frame["n_synthetic_rows"] / frame["generate_s"].where(frame["generate_s"] > 0)
     return frame.reset_index(names="generator")
+
+
+#: the arm of ``none`` each arm is paired with: in-corpus arms with the real-only classifier on the same test
+#: fold (for clarity arms that is the same judge on the original utterances), cross arms with its cross arm
+REFERENCE_ARM = {CROSS: CROSS, CROSS_SYNTHETIC_ONLY: CROSS}
+COMPARED_METRICS = ("ua", "wa")
+
+
+def arm_comparisons(fold_metrics: pd.DataFrame, metrics: tuple[str, ...] = COMPARED_METRICS) -> pd.DataFrame:
+    """Every (generator, arm) against ``none``'s reference arm, paired by (seed, fold)
+    (:func:`emoaug.stats.paired_comparison`); Holm's correction runs across generators within each
+    (arm, metric). Columns: ``generator, arm, reference_arm, metric, n_pairs, mean_diff, ci_low, ci_high,
+    p_value, p_holm, test, confidence``."""
+    parts = []
+    for arm in dict.fromkeys(fold_metrics["arm"]):
+        reference_arm = REFERENCE_ARM.get(arm, MAIN)
+        reference = fold_metrics[(fold_metrics["generator"] == BASELINE) & (fold_metrics["arm"] == reference_arm)]
+        own = fold_metrics[(fold_metrics["generator"] != BASELINE) & (fold_metrics["arm"] == arm)]
+        if reference.empty or own.empty:
+            continue
+        for metric in metrics:
+            table = stats.paired_comparison(pd.concat([reference, own]), BASELINE, metric=metric)
+            table.insert(1, "arm", arm)
+            table.insert(2, "reference_arm", reference_arm)
+            parts.append(table)
+    columns = ["generator", "arm", "reference_arm", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value",
+               "p_holm", "test", "confidence"]
+    return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)

@@ -228,12 +228,10 @@ def command_run(args: argparse.Namespace) -> int:
         run_id = log_run(
             tracking_uri=uri, out_dir=Path(config.out_dir), run_name=bench.run_dir.name,
             params=config.to_dict(), metrics=summary_metrics(result.summary),
-            artifacts=[bench.run_dir / name for name in ("report.html", "tables", "figures", "confusion", "audio",
-                                                           "config.json",
-                                                           "split.json", "split_audit.json", "skipped.json",
-                                                           "leakage_audit.json", "summary.csv", "fold_metrics.csv",
-                                                           "predictions.csv", "generators.csv", "quality.csv",
-                                                           "timings.csv")],
+            artifacts=[bench.run_dir / name for name in (
+                "report.html", "tables", "figures", "confusion", "audio", "config.json", "split.json",
+                "split_audit.json", "skipped.json", "leakage_audit.json", "summary.csv", "fold_metrics.csv",
+                "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv", "timings.csv")],
             tags={"corpus": config.corpus, "profile": config.profile, "split": config.split,
                   "generators": ",".join(config.generators), "run_dir": str(bench.run_dir.resolve())},
         )

@@ -38,7 +38,7 @@ from ..generators import get_generator_class, make_generator
 from ..generators.base import Generator
 from ..splits import SPEAKER_INDEPENDENT, Fold, audit_splits, make_splits, save_splits
 from . import io
-from .aggregate import generator_summary
+from .aggregate import arm_comparisons, generator_summary
 from .arms import (ARMS, CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN,
                    SYNTHETIC_ONLY)
 
@@ -62,6 +62,7 @@ class RunResult:
     timings: pd.DataFrame  # one row per (generator, seed, fold)
     generators: pd.DataFrame  # one row per generator: metrics, quality, cost (emoaug.bench.aggregate)
     arm_confusions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (generator, arm), not main
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired vs none (emoaug.bench.aggregate)
 
 
 @dataclass
@@ -459,12 +460,14 @@ class Benchmark:
         generators = generator_summary(summary[summary["arm"] == MAIN], quality, timings,
                                        fold_metrics[fold_metrics["arm"] == MAIN])
         io.write_csv(run / "generators.csv", generators)
+        comparisons = arm_comparisons(fold_metrics)
+        io.write_csv(run / "comparisons.csv", comparisons)
         for generator, table in confusions.items():
             io.write_csv(run / "confusion" / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
         for (generator, arm), table in arm_confusions.items():
             io.write_csv(run / "confusion" / arm / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
         return RunResult(run, self.config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
-                         generators, arm_confusions)
+                         generators, arm_confusions, comparisons)
 
 
 STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
@@ -495,9 +498,11 @@ def load_result(run_dir: Path) -> RunResult:
             path = run_dir / "confusion" / arm / f"{io.safe_name(generator)}.csv"
             if path.exists():
                 arm_confusions[(generator, arm)] = confusion(path)
+    comparisons_path = run_dir / "comparisons.csv"  # absent from runs stored before it existed
+    comparisons = pd.read_csv(comparisons_path) if comparisons_path.exists() else pd.DataFrame()
     return RunResult(run_dir, config, labels, frames["predictions.csv"], frames["fold_metrics.csv"],
                      frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
-                     frames["generators.csv"], arm_confusions)
+                     frames["generators.csv"], arm_confusions, comparisons)
 
 
 def run_config_from_dict(stored: dict) -> RunConfig:

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from .arms import MAIN
+
 log = logging.getLogger("emoaug")
 
 EXPERIMENT = "emoaug"
@@ -37,12 +39,15 @@ def metric_key(*parts: str) -> str:
 
 
 def summary_metrics(summary: pd.DataFrame) -> dict[str, float]:
+    """``<generator>.<metric>.<stat>`` for the main arm, ``<generator>.<arm>.<metric>.<stat>`` for the others."""
     values = {}
     for row in summary.itertuples(index=False):
+        arm = getattr(row, "arm", MAIN)
+        prefix = (row.generator,) if arm == MAIN else (row.generator, arm)
         for stat in ("pooled", "fold_mean", "fold_std"):
             value = getattr(row, stat)
             if pd.notna(value):
-                values[metric_key(row.generator, row.metric, stat)] = float(value)
+                values[metric_key(*prefix, row.metric, stat)] = float(value)
     return values
 
 

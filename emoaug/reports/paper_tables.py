@@ -97,8 +97,24 @@ def signed(value) -> str:
     return "" if value is None or pd.isna(value) else f"{value:+.1f}"
 
 
+def paired(comparisons: pd.DataFrame | None, generator: str, arm: str, name: str) -> dict[str, str]:
+    """The stored paired comparison with ``none`` (emoaug.bench.aggregate.arm_comparisons) as two cells:
+    ``mean [95 % CI]`` in pp and ``p / p_Holm``; empty when it was not computed."""
+    empty = {"diff": "", "p": ""}
+    if comparisons is None or comparisons.empty:
+        return empty
+    hit = comparisons[(comparisons["generator"] == generator) & (comparisons["arm"] == arm)
+                      & (comparisons["metric"] == name)]
+    if hit.empty or pd.isna(hit.iloc[0]["mean_diff"]):
+        return empty
+    row = hit.iloc[0]
+    interval = "" if pd.isna(row["ci_low"]) else f" [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
+    p = "" if pd.isna(row["p_value"]) else f"{row['p_value']:.3g} / {row['p_holm']:.3g}"
+    return {"diff": f"{100 * row['mean_diff']:+.1f}{interval}", "p": p}
+
+
 # ---------------------------------------------------------------------------- Kim & Lee
-def kim_table05(summary: pd.DataFrame, corpus: str) -> pd.DataFrame:
+def kim_table05(summary: pd.DataFrame, corpus: str, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     """WA/UA of the real-only judge on the original test utterances and on their generated versions."""
     dataset = KIM_DATASETS.get(corpus)
     paper = reference_table("kim2024_table05_wa_ua").set_index(["dataset", "condition"]) if dataset else None
@@ -114,6 +130,9 @@ def kim_table05(summary: pd.DataFrame, corpus: str) -> pd.DataFrame:
             continue
         row = {"condition": condition, "generator": generator, "judge scores": what,
                "WA %": rate(wa), "UA %": rate(ua)}
+        if comparisons is not None:
+            versus = paired(comparisons, generator, arm, "ua")
+            row.update({"paired ΔUA pp vs original [95% CI]": versus["diff"], "p / p_Holm": versus["p"]})
         if paper is not None:
             published = paper.loc[(dataset, condition)]
             row.update({"paper WA %": f"{published['wa_pct']:.1f}", "paper UA %": f"{published['ua_pct']:.1f}",
@@ -221,7 +240,7 @@ def kim_table12(summary: pd.DataFrame, corpus: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- Malik et al.
 def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_arm: str, reference: str | None,
-                     improvement: bool) -> pd.DataFrame:
+                     improvement: bool, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     """UA of real-only, synthetic-only and real+synthetic classifiers per generator (fold mean and std, %);
     the paper's rows follow ours when ``reference`` (a shipped table) is given."""
     real = metric(summary, BASELINE, real_arm, "ua")
@@ -237,6 +256,8 @@ def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_ar
                "real+syn": percent(both["fold_mean"]), "real+syn std": percent(both["fold_std"])}
         if improvement:
             row["improvement pp"] = signed(100 * (both["fold_mean"] - real["fold_mean"]))
+            versus = paired(comparisons, generator, both_arm, "ua")
+            row.update({"paired improvement [95% CI]": versus["diff"], "p / p_Holm": versus["p"]})
         out.append(row)
     if reference is None:
         return pd.DataFrame(out)
@@ -260,28 +281,34 @@ def _plain(value) -> str:
     return "" if pd.isna(value) else f"{value:.2f}"
 
 
-def malik_table02(summary: pd.DataFrame, corpus: str) -> pd.DataFrame:
+def malik_table02(summary: pd.DataFrame, corpus: str, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     reference = "malik2023_table02_iemocap_uar" if corpus == MALIK_CORPUS else None
-    return malik_arms_table(summary, MAIN, SYNTHETIC_ONLY, MAIN, reference, improvement=True)
+    return malik_arms_table(summary, MAIN, SYNTHETIC_ONLY, MAIN, reference, improvement=True,
+                            comparisons=comparisons)
 
 
-def malik_table03(summary: pd.DataFrame, corpus: str, test_corpus: str) -> pd.DataFrame:
+def malik_table03(summary: pd.DataFrame, corpus: str, test_corpus: str,
+                  comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
     matches = corpus == MALIK_CORPUS and test_corpus == MALIK_CROSS_TEST_CORPUS
     reference = "malik2023_table03_cross_corpus_uar" if matches else None
-    return malik_arms_table(summary, CROSS, CROSS_SYNTHETIC_ONLY, CROSS, reference, improvement=True)
+    return malik_arms_table(summary, CROSS, CROSS_SYNTHETIC_ONLY, CROSS, reference, improvement=True,
+                            comparisons=comparisons)
 
 
 MALIK_NOTE = ("UA (= UAR) in percent: mean and std over (seed, fold) cells. real = classifier trained on real "
               "training speakers only; syn = trained on synthetic rows only (same size and class proportions as "
               "the real training fold); real+syn = trained on both; improvement = real+syn minus real. Paper rows "
               "(IEMOCAP, leave-one-speaker-out) are shown only for the same corpus; Δ compares ours with the study "
-              "using the same kind of model.")
+              "using the same kind of model. Paired improvement: mean over (seed, fold) cells of real+syn minus "
+              "real in the same cell, bootstrap 95 % CI, Wilcoxon signed-rank p and Holm's correction across "
+              "generators.")
 
 
 def paper_tables(result) -> tuple[list[Table], list[str]]:
     """Every Kim & Lee / Malik table that applies to ``result`` (emoaug.bench.runner.RunResult), and a
     line for each that does not, saying why."""
     config, summary = result.config, result.summary
+    comparisons = getattr(result, "comparisons", None)
     corpus = config.corpus
     protocols = set(config.protocols or ())
     confusions = {**{(g, MAIN): c for g, c in result.confusions.items()}, **result.arm_confusions}
@@ -291,7 +318,7 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
     if clarity_ran:
         tables.append(Table("kim2024_table05", f"Kim & Lee (2024) Table 5 layout: WA/UA on original vs generated "
                             f"{corpus} test utterances (real-only judge)", KIM05_NOTE,
-                            kim_table05(summary, corpus)))
+                            kim_table05(summary, corpus, comparisons)))
     else:
         skipped.append("kim2024_table05, 07/09, 10/11: need --protocol clarity and a generator other than none")
     tables += kim_confusions(confusions, summary, corpus, config.baseline_generator)
@@ -304,13 +331,13 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
                             kim_table12(summary, corpus)))
     if has_generated and "augment" in protocols:
         tables.append(Table("malik2023_table02", f"Malik et al. (2023) Table 2 layout: UA of real / synthetic / "
-                            f"real+synthetic training on {corpus}", MALIK_NOTE, malik_table02(summary, corpus)))
+                            f"real+synthetic training on {corpus}", MALIK_NOTE, malik_table02(summary, corpus, comparisons)))
     else:
         skipped.append("malik2023_table02: needs --protocol augment and a generator other than none")
     if has_generated and config.test_corpus:
         tables.append(Table("malik2023_table03", f"Malik et al. (2023) Table 3 layout: cross-corpus UA, trained "
                             f"on {corpus}, tested on {config.test_corpus}", MALIK_NOTE,
-                            malik_table03(summary, corpus, config.test_corpus)))
+                            malik_table03(summary, corpus, config.test_corpus, comparisons)))
     else:
         skipped.append("malik2023_table03: needs --test-corpus (cross-corpus protocol)")
     return tables, skipped
@@ -319,8 +346,10 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
 KIM05_NOTE = ("The judge is the real-only classifier of each fold and seed. original = its WA/UA on the held-out "
               "real test utterances; generated = its WA/UA on generated versions of them, made by a generator fit "
               "on the training speakers only, scored against the true emotion. Cells: mean ± std over (seed, "
-              "fold) cells; Δ = ours (mean) minus paper. Kim & Lee enhanced under the true emotion, which "
-              "passes the label into the input the judge scores; the predicted-label rows do not.")
+              "fold) cells; Δ = ours (mean) minus paper. Paired ΔUA: the same judge's UA on generated minus "
+              "original utterances per (seed, fold) cell, bootstrap 95 % CI, Wilcoxon p, Holm across generators. "
+              "Kim & Lee enhanced under the true emotion, which passes the label into the input the judge scores; "
+              "the predicted-label rows do not.")
 KIM12_NOTE = ("accuracy = WA; precision, recall and F1 are support-weighted averages over the label set (so "
               "recall = accuracy, as in the paper); mean over (seed, fold) cells. Paper: Kim & Lee's "
               "EmoDB/RAVDESS + generated data, evaluated on an 8:2 split of their data.")
