@@ -115,3 +115,14 @@ def test_cross_protocol_without_a_test_corpus_is_a_one_line_error(tmp_path, caps
     assert err.count("\n") == 0 and "--test-corpus" in err
     assert main(["--protocol", "augment,nonsense", "--profile", "smoke", "--out", str(tmp_path)]) == 2
     assert "'nonsense'" in capsys.readouterr().err
+
+
+def test_protocol_parsing_and_generator_completion():
+    from emoaug.bench.cli import complete_generators, parse_protocols
+
+    assert parse_protocols("none", None) == []
+    assert parse_protocols("augment", "ravdess") == ["augment", "cross"]  # --test-corpus implies cross
+    assert complete_generators(["diffusion"], ["clarity"], "dcgan") == ["none", "dcgan", "diffusion"]
+    assert complete_generators(["diffusion"], ["augment"], "dcgan") == ["none", "diffusion"]  # no clarity tables
+    assert complete_generators(["specaugment"], ["clarity"], "dcgan") == ["none", "specaugment"]  # nothing trained
+    assert complete_generators(["diffusion", "none"], ["clarity"], None) == ["none", "diffusion"]

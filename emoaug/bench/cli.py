@@ -47,8 +47,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocol", default=",".join(DEFAULT_PROTOCOLS),
                         help="comma-separated: augment (also train on synthetic only; Malik et al.), clarity (the "
                              "real-only judge on enhanced/generated test utterances; Kim & Lee), cross (test on "
-                             f"--test-corpus too; implied by it). Default {','.join(DEFAULT_PROTOCOLS)}; the real "
-                             "and real+synthetic arms always run")
+                             f"--test-corpus too; implied by it), or none. Default {','.join(DEFAULT_PROTOCOLS)}; "
+                             "the real and real+synthetic arms always run")
     parser.add_argument("--test-corpus", default=None,
                         help="cross-corpus test corpus (e.g. --corpus emodb --test-corpus ravdess); the shared "
                              "emotions of both are used")
@@ -142,7 +142,8 @@ def build_config(args: argparse.Namespace):
 
 
 def parse_protocols(text: str, test_corpus: str | None) -> list[str]:
-    protocols = [name.strip() for name in text.split(",") if name.strip()]
+    """``--protocol`` as a list; ``none`` keeps only the real and real+synthetic arms."""
+    protocols = [name.strip() for name in text.split(",") if name.strip() and name.strip() != "none"]
     unknown = [name for name in protocols if name not in PROTOCOLS]
     if unknown:
         raise EmoaugError(f"--protocol: unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOCOLS)})")
