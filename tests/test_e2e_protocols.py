@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -126,3 +127,50 @@ def test_protocol_parsing_and_generator_completion():
     assert complete_generators(["diffusion"], ["augment"], "dcgan") == ["none", "diffusion"]  # no clarity tables
     assert complete_generators(["specaugment"], ["clarity"], "dcgan") == ["none", "specaugment"]  # nothing trained
     assert complete_generators(["diffusion", "none"], ["clarity"], None) == ["none", "diffusion"]
+
+
+def test_cross_corpus_uses_only_the_emotions_both_corpora_have(emodb_root, tmp_path, capsys):
+    four = make_ravdess(tmp_path / "ravdess4", actors=(1, 2), emotion_codes=("01", "03", "04", "05"))
+    out = tmp_path / "runs"
+    code = main(["--gen", "specaugment", "--corpus", "emodb", "--data-root", str(emodb_root), "--test-corpus",
+                 "ravdess", "--test-data-root", str(four), "--protocol", "none", "--profile", "smoke",
+                 "--out", str(out), "--no-mlflow"])
+    assert code == 0
+    run_dir = run_dir_of(out)
+    shared = {"neutral", "happy", "sad", "angry"}
+    assert set(pd.read_csv(run_dir / "manifest.csv")["emotion"]) == shared  # training corpus cut too
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    assert set(predictions["y_true"]) == shared and set(predictions["y_pred"]) <= shared
+    assert set(predictions["arm"]) == {"main", "cross"}  # --protocol none: no synthetic-only or clarity arms
+    assert "fear" not in (run_dir / "tables" / "generators.md").read_text().split("label set")[1].split("]")[0]
+
+
+def test_synthetic_only_set_mirrors_the_real_training_fold_and_generates_only_the_shortfall():
+    import torch
+
+    from emoaug.bench.runner import Benchmark, allocate_synthetic
+    from emoaug.featureset import FeatureSet
+
+    labels = ("neutral", "angry", "sad")
+
+    def rows(counts: dict[str, int], prefix: str) -> FeatureSet:
+        y = torch.tensor([labels.index(label) for label, n in counts.items() for _ in range(n)])
+        return FeatureSet(x=torch.zeros(len(y), 4, 5), y=y, labels=labels,
+                          item_ids=[f"{prefix}{k}" for k in range(len(y))])
+
+    class Recorder:
+        asked: list[dict] = []
+
+        def generate(self, n_per_class, seed):
+            self.asked.append(dict(n_per_class))
+            return rows(n_per_class, "extra")
+
+    train = rows({"neutral": 6, "angry": 10, "sad": 2}, "real")
+    # the augmentation set fills the smallest classes first: angry (the largest) gets none
+    augmentation = rows(allocate_synthetic(train.class_counts(), len(train)), "aug")
+    assert augmentation.class_counts()["angry"] < 10
+    data = SimpleNamespace(train=train, seed=0)
+    recorder = Recorder()
+    only = Benchmark.synthetic_only_set(recorder, augmentation, data)
+    assert only.class_counts() == train.class_counts() and len(only) == len(train)
+    assert recorder.asked == [{"neutral": 0, "angry": 10 - augmentation.class_counts()["angry"], "sad": 0}]

@@ -234,6 +234,7 @@ def command_run(args: argparse.Namespace) -> int:
                 "split_audit.json", "skipped.json", "leakage_audit.json", "summary.csv", "fold_metrics.csv",
                 "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv", "timings.csv")],
             tags={"corpus": config.corpus, "profile": config.profile, "split": config.split,
+                  "protocols": ",".join(config.protocols), "test_corpus": config.test_corpus or "",
                   "generators": ",".join(config.generators), "run_dir": str(bench.run_dir.resolve())},
         )
     except Exception as err:  # tracking is a copy: its failure must not lose local results
