@@ -89,14 +89,18 @@ def test_synthetic_corpus_writes_the_same_tables_without_paper_columns(tmp_path,
         assert " vs " not in cells and "paper" not in set(table.get("source", [])), name  # no "ours vs paper"
 
 
-def test_cross_corpus_protocol_tests_every_classifier_on_the_other_corpus(emodb_root, ravdess_root, tmp_path,
-                                                                         capsys):
-    out = tmp_path / "runs"
+def run_cross(emodb_root: Path, ravdess_root: Path, out: Path, protocol: str) -> Path:
+    """specaugment trained on the EmoDB fixture and tested on the RAVDESS one too; returns the run folder."""
     code = main(["--gen", "specaugment", "--corpus", "emodb", "--data-root", str(emodb_root), "--test-corpus",
-                 "ravdess", "--test-data-root", str(ravdess_root), "--protocol", "augment", "--profile", "smoke",
+                 "ravdess", "--test-data-root", str(ravdess_root), "--protocol", protocol, "--profile", "smoke",
                  "--out", str(out), "--no-mlflow"])
     assert code == 0
-    run_dir = run_dir_of(out)
+    return run_dir_of(out)
+
+
+def test_cross_corpus_protocol_tests_every_classifier_on_the_other_corpus(emodb_root, ravdess_root, tmp_path,
+                                                                         capsys):
+    run_dir = run_cross(emodb_root, ravdess_root, tmp_path / "runs", "augment")
     predictions = pd.read_csv(run_dir / "predictions.csv")
     test_items = set(pd.read_csv(run_dir / "test_manifest.csv")["item_id"])
     cross = predictions[predictions["arm"].isin(["cross", "cross_synthetic_only"])]
@@ -131,12 +135,7 @@ def test_protocol_parsing_and_generator_completion():
 
 def test_cross_corpus_uses_only_the_emotions_both_corpora_have(emodb_root, tmp_path, capsys):
     four = make_ravdess(tmp_path / "ravdess4", actors=(1, 2), emotion_codes=("01", "03", "04", "05"))
-    out = tmp_path / "runs"
-    code = main(["--gen", "specaugment", "--corpus", "emodb", "--data-root", str(emodb_root), "--test-corpus",
-                 "ravdess", "--test-data-root", str(four), "--protocol", "none", "--profile", "smoke",
-                 "--out", str(out), "--no-mlflow"])
-    assert code == 0
-    run_dir = run_dir_of(out)
+    run_dir = run_cross(emodb_root, four, tmp_path / "runs", "none")
     shared = {"neutral", "happy", "sad", "angry"}
     assert set(pd.read_csv(run_dir / "manifest.csv")["emotion"]) == shared  # training corpus cut too
     predictions = pd.read_csv(run_dir / "predictions.csv")
