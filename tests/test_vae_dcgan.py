@@ -253,3 +253,18 @@ def test_bad_values_are_one_line_errors():
         ConditionalDCGAN(g_widths=[8, 4], d_widths=[4])
     with pytest.raises(EmoaugError, match="n_per_class"):
         make("vae").fit(toy_set()).generate({"sad": -1}, seed=0)
+
+
+def test_vae_transform_reconstructs_given_held_out_rows_under_the_condition():
+    train = toy_set(n_per_class=8, n_mels=12, n_frames=16, n_classes=2)
+    gen = make("vae", widths=[8, 16], steps=60, batch_size=8, lr=3e-3).fit(train)
+    held_out = toy_set(n_per_class=3, n_mels=12, n_frames=16, n_classes=2, seed=5)
+    out = gen.transform(held_out, held_out.label_names(), seed=1)
+    assert out.x.shape == held_out.x.shape and out.speakers == held_out.speakers
+    torch.testing.assert_close(out.x, gen.transform(held_out, held_out.label_names(), seed=1).x, rtol=0, atol=0)
+    # the condition decides the class pattern: every row decoded as "angry" looks like the angry rows
+    as_angry = gen.transform(held_out, ["angry"] * len(held_out), seed=1).x.mean(0).flatten()
+    real_means = torch.stack([train.x[train.y == k].mean(0) for k in range(2)]).flatten(1)
+    distance = torch.cdist(as_angry[None], real_means)[0]
+    assert distance[1] < distance[0]
+    assert make("dcgan").transforms_rows is False

@@ -134,6 +134,7 @@ class ConditionalVAEGenerator(NeuralGenerator):
     """EmoGen-style conditional VAE. See the module docstring for the model and the modes."""
 
     name = "vae"
+    transforms_rows = True  # encode-decode a given row under a chosen emotion
     PROFILE_DEFAULTS = {
         # seconds on a CPU: tiny widths, a handful of steps
         "smoke": {**_COMMON, "widths": [8, 16], "steps": 20, "batch_size": 8, "lr": 1e-3, "log_every": 5},
@@ -229,7 +230,8 @@ class ConditionalVAEGenerator(NeuralGenerator):
             else:
                 rows = self.sample_rows_per_class(self._train_y, {label: count},
                                                   np.random.default_rng([self.seed, seed, label_index]))
-                xs.append(self._reconstruct(rows, noise))
+                index = torch.as_tensor(rows)
+                xs.append(self._reconstruct(self._train_x[index], self._train_y[index], noise))
                 sources.extend(rows)
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
         return self._featureset(xs, ys, sources)
@@ -242,15 +244,24 @@ class ConditionalVAEGenerator(NeuralGenerator):
             out.append(self.model.decode(self.config["temperature"] * z.to(self.device), y).cpu())
         return torch.cat(out)
 
+    def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
+        """Encode and decode each given row under its condition (the reconstruction mode on other rows)."""
+        self._require_fitted()
+        self.model.eval()
+        noise = torch.randn(len(rows), self.config["latent_dim"],
+                            generator=class_generator(self.seed, seed, len(self.labels)))  # apart from _generate's
+        return self._reconstruct(rows.x, conditions, noise) if len(rows) else torch.zeros_like(rows.x)
+
     @torch.no_grad()
-    def _reconstruct(self, rows: list[int], noise: torch.Tensor) -> torch.Tensor:
+    def _reconstruct(self, x_rows: torch.Tensor, y_rows: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Rows through the encoder and decoder under labels ``y_rows``, with ``latent_noise`` times the
+        posterior's spread added."""
         out = []
-        for start in range(0, len(rows), GENERATE_CHUNK):
-            index = torch.as_tensor(rows[start:start + GENERATE_CHUNK])
-            x = self._train_x[index].to(self.device)  # a gathered copy: the stored rows stay untouched
-            y = self._train_y[index].to(self.device)
+        for start in range(0, len(x_rows), GENERATE_CHUNK):
+            x = x_rows[start:start + GENERATE_CHUNK].to(self.device)
+            y = y_rows[start:start + GENERATE_CHUNK].to(self.device)
             mean, logvar = self.model.encode(x, y)
-            eps = noise[start:start + len(index)].to(self.device)
+            eps = noise[start:start + len(x)].to(self.device)
             out.append(self.model.decode(mean + self.config["latent_noise"] * eps * (0.5 * logvar).exp(), y).cpu())
         return torch.cat(out)
 
