@@ -235,3 +235,16 @@ def test_registered_and_movable_before_fit():
     assert set(CycleGAN.PROFILE_DEFAULTS) == {"smoke", "quick", "paper"}
     for profile in CycleGAN.PROFILE_DEFAULTS:
         CycleGAN(**CycleGAN.profile_config(profile))  # every profile is a valid config
+
+
+def test_transform_converts_given_rows_into_the_condition_and_leaves_them_alone():
+    gen = fitted()
+    held_out = make_train(counts=(2, 2, 2))
+    before = held_out.x.clone()
+    as_first = gen.transform(held_out, [gen.labels[0]] * len(held_out))
+    assert as_first.x.shape == held_out.x.shape and as_first.label_names() == [gen.labels[0]] * len(held_out)
+    assert as_first.speakers == held_out.speakers
+    torch.testing.assert_close(held_out.x, before, rtol=0, atol=0)  # inputs untouched
+    as_last = gen.transform(held_out, [gen.labels[-1]] * len(held_out))
+    assert not torch.allclose(as_first.x, as_last.x)  # the target emotion changes the conversion
+    torch.testing.assert_close(as_last.x, gen.transform(held_out, [gen.labels[-1]] * len(held_out)).x)

@@ -263,6 +263,7 @@ class CycleGAN(NeuralGenerator):
     """One conditional generator converting real training rows into other emotions."""
 
     name = NAME
+    transforms_rows = True  # convert a given row into the chosen emotion
     PROFILE_DEFAULTS = {
         # Seconds: proves the plumbing, not the model.
         "smoke": {"channels": 4, "residual_channels": 32, "n_blocks": 1, "disc_channels": 8, "steps": 4,
@@ -399,7 +400,7 @@ class CycleGAN(NeuralGenerator):
         if not targets:
             return self._empty()
         rows = np.concatenate(sources)
-        x = self._convert(rows, torch.tensor(targets, dtype=torch.int64))
+        x = self._convert(self._x[torch.as_tensor(rows)], torch.tensor(targets, dtype=torch.int64))
         return generated_featureset(x, torch.tensor(targets, dtype=torch.int64), self.labels, NAME,
                                     sources=[self._item_ids[i] for i in rows],
                                     speakers=[self._speakers[i] for i in rows] if self._speakers else None)
@@ -416,16 +417,20 @@ class CycleGAN(NeuralGenerator):
         n_cycles = -(-count // len(rows))
         return np.concatenate([rng.permutation(rows) for _ in range(n_cycles)])[:count]
 
-    def _convert(self, rows: np.ndarray, targets: torch.Tensor) -> torch.Tensor:
+    def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
+        """Convert each given row into its condition emotion (deterministic; ``seed`` is unused)."""
+        return self._convert(rows.x, conditions) if len(rows) else torch.zeros_like(rows.x)
+
+    def _convert(self, x_rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """``x_rows`` (a gathered copy, never the stored rows) through the generator towards ``targets``."""
         gen = self.generator
         was_training = gen.training
         gen.eval()
         out = []
         step = self.config["generate_batch_size"]
         with torch.no_grad():
-            for start in range(0, len(rows), step):
-                index = torch.as_tensor(rows[start:start + step])
-                x = self._x[index].to(self.device)  # indexing copies: the stored rows are never touched
+            for start in range(0, len(x_rows), step):
+                x = x_rows[start:start + step].to(self.device)
                 out.append(gen(x, targets[start:start + step].to(self.device)).cpu())
         gen.train(was_training)
         return torch.cat(out)
