@@ -349,7 +349,8 @@ KIM05_NOTE = ("The judge is the real-only classifier of each fold and seed. orig
               "fold) cells; Δ = ours (mean) minus paper. Paired ΔUA: the same judge's UA on generated minus "
               "original utterances per (seed, fold) cell, bootstrap 95 % CI, Wilcoxon p, Holm across generators. "
               "Kim & Lee enhanced under the true emotion, which passes the label into the input the judge scores; "
-              "the predicted-label rows do not.")
+              "the predicted-label rows do not. The paper's numbers come from a random 8:2 split (speakers in "
+              "both train and test); compare with --split paper before reading Δ as a protocol effect.")
 KIM12_NOTE = ("accuracy = WA; precision, recall and F1 are support-weighted averages over the label set (so "
               "recall = accuracy, as in the paper); mean over (seed, fold) cells. Paper: Kim & Lee's "
               "EmoDB/RAVDESS + generated data, evaluated on an 8:2 split of their data.")
