@@ -183,6 +183,7 @@ def test_paper_split_is_flagged_speaker_dependent(emodb_root, tmp_path, capsys):
     assert main(smoke_args(emodb_root, out, "--gen", "none", "--split", "paper", "--no-mlflow")) == 0
     printed = capsys.readouterr().out
     assert "SPEAKER-DEPENDENT" in printed
+    assert "over 1 fold(s) x 1 seed(s)" in printed  # the one 8:2 split that ran, not --folds
     audit = json.loads((only_run_dir(out) / "split_audit.json").read_text())
     assert audit["speaker_dependent"] is True
 

@@ -22,9 +22,10 @@ def render_run(run_dir: Path, result) -> str:
     emoaug.bench.runner.RunResult, fresh or loaded from disk); returns the terminal text."""
     config, out = result.config, Path(run_dir) / "tables"
     corpus = config.corpus
-    definitions = tables.definitions_note(result.labels, config.split, config.n_folds, config.n_seeds, cells=False)
-    note = tables.definitions_note(result.labels, config.split, config.n_folds, config.n_seeds) + " " + \
-        tables.QUALITY_NOTE
+    # the folds that ran (LOSO: one per speaker; the paper split: one), not --folds
+    n_folds, n_seeds = result.fold_metrics["fold"].nunique(), result.fold_metrics["seed"].nunique()
+    definitions = tables.definitions_note(result.labels, config.split, n_folds, n_seeds, cells=False)
+    note = f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds)} {tables.QUALITY_NOTE}"
     table = tables.generator_table(result.generators)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
     index = [write_table(out, "generators", table, title, note)]
