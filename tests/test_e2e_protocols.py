@@ -173,3 +173,11 @@ def test_synthetic_only_set_mirrors_the_real_training_fold_and_generates_only_th
     only = Benchmark.synthetic_only_set(recorder, augmentation, data)
     assert only.class_counts() == train.class_counts() and len(only) == len(train)
     assert recorder.asked == [{"neutral": 0, "angry": 10 - augmentation.class_counts()["angry"], "sad": 0}]
+
+
+def test_the_training_corpus_as_test_corpus_is_refused(emodb_root, tmp_path, capsys):
+    code = main(["--gen", "none", "--corpus", "emodb", "--data-root", str(emodb_root), "--test-corpus", "emodb",
+                 "--test-data-root", str(emodb_root), "--profile", "smoke", "--out", str(tmp_path), "--no-mlflow"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--test-corpus emodb" in err and "also in --corpus" in err

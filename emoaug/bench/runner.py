@@ -169,6 +169,10 @@ class Benchmark:
                            progress=self.progress)
         for entry in test.skipped:
             log.warning("skipped %s: %s", entry["path"], entry["reason"])
+        overlap = set(scan.items["item_id"]) & set(test.items["item_id"])
+        if overlap:  # e.g. the same corpus twice: its training items would be scored as unseen test items
+            raise EmoaugError(f"--test-corpus {cfg.test_corpus}: {len(overlap)} item(s) are also in --corpus "
+                              f"{cfg.corpus} (e.g. {sorted(overlap)[0]}); cross-corpus testing needs another corpus")
         present = set(scan.items["emotion"]) & set(test.items["emotion"])
         shared = tuple(label for label in scan.labels if label in present)
         if len(shared) < 2:
@@ -281,8 +285,7 @@ class Benchmark:
             return None
         quality_path = stem.with_name(stem.name + "_quality.csv")
         quality = pd.read_csv(quality_path) if quality_path.exists() else pd.DataFrame()
-        predictions = pd.read_csv(stem.with_suffix(".csv"), dtype={"item_id": str})
-        return Cell(predictions, quality, io.read_json(meta_path))
+        return Cell(pd.read_csv(stem.with_suffix(".csv"), dtype={"item_id": str}), quality, io.read_json(meta_path))
 
     def run_cell(self, generator: str, data: FoldData) -> Cell:
         stem = self.cell_stem(generator, data.fold, data.seed)
