@@ -244,6 +244,8 @@ def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_ar
     """UA of real-only, synthetic-only and real+synthetic classifiers per generator (fold mean and std, %);
     the paper's rows follow ours when ``reference`` (a shipped table) is given."""
     real = metric(summary, BASELINE, real_arm, "ua")
+    if real is None:  # nothing to compare with (the runner always runs none, so only for partial frames)
+        return pd.DataFrame()
     out = []
     for generator in generating(summary):
         syn, both = metric(summary, generator, syn_arm, "ua"), metric(summary, generator, both_arm, "ua")
