@@ -228,3 +228,12 @@ def test_specaugment_transform_masks_given_rows_and_sampling_generators_refuse()
     assert gen.transforms_rows and not make_generator("none").transforms_rows
     with pytest.raises(EmoaugError, match="cannot transform"):
         make_generator("none").fit(train).transform(rows, rows.label_names())
+
+
+def test_transform_of_no_rows_is_an_empty_set_of_the_same_shape():
+    from emoaug.generators import make_generator
+
+    gen = make_generator("specaugment").fit(make_train())
+    empty = make_train().subset([])
+    out = gen.transform(empty, [], seed=0)
+    assert out.x.shape == (0, N_MELS, N_FRAMES) and len(out.y) == 0 and out.item_ids == []

@@ -100,7 +100,7 @@ class Generator:
         if rows.labels != self.labels:
             raise EmoaugError(f"generator {self.name!r}: rows have labels {rows.labels}, fitted on {self.labels}")
         index = torch.as_tensor([self.labels.index(c) for c in conditions], dtype=torch.int64)
-        out = self._transform(rows, index, seed)
+        out = self._transform(rows, index, seed) if len(rows) else torch.zeros_like(rows.x)
         return FeatureSet(x=out.to(torch.float32), y=index, labels=self.labels,
                           item_ids=[f"gen:{self.name}:{i}" for i in rows.item_ids], speakers=list(rows.speakers))
 
@@ -108,7 +108,7 @@ class Generator:
         raise NotImplementedError
 
     def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
-        """New ``x`` for ``rows`` under label indices ``conditions``; same shape as ``rows.x``."""
+        """New ``x`` for (non-empty) ``rows`` under label indices ``conditions``; same shape as ``rows.x``."""
         raise NotImplementedError
 
     def _generate(self, n_per_class: dict[str, int], seed: int) -> FeatureSet:

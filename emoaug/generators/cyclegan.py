@@ -419,10 +419,10 @@ class CycleGAN(NeuralGenerator):
 
     def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
         """Convert each given row into its condition emotion (deterministic; ``seed`` is unused)."""
-        return self._convert(rows.x, conditions) if len(rows) else torch.zeros_like(rows.x)
+        return self._convert(rows.x, conditions)
 
     def _convert(self, x_rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """``x_rows`` (a gathered copy, never the stored rows) through the generator towards ``targets``."""
+        """``x_rows`` through the generator towards ``targets`` (the rows are only read)."""
         gen = self.generator
         was_training = gen.training
         gen.eval()

@@ -250,7 +250,7 @@ class ConditionalVAEGenerator(NeuralGenerator):
         self.model.eval()
         noise = torch.randn(len(rows), self.config["latent_dim"],
                             generator=class_generator(self.seed, seed, len(self.labels)))  # apart from _generate's
-        return self._reconstruct(rows.x, conditions, noise) if len(rows) else torch.zeros_like(rows.x)
+        return self._reconstruct(rows.x, conditions, noise)
 
     @torch.no_grad()
     def _reconstruct(self, x_rows: torch.Tensor, y_rows: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -429,6 +429,7 @@ class DiffusionGenerator(NeuralGenerator):
         model = self.ema if self.ema is not None else self.model
         model.eval()
         sampler = self.sampler()
+        start_step = self.enhance_step() if self.config["mode"] == "enhance" else None
         xs, ys, sources = [], [], []
         for label_index, label in enumerate(self.labels):
             count = _check_count(label, n_per_class.get(label, 0))
@@ -442,9 +443,8 @@ class DiffusionGenerator(NeuralGenerator):
                 raise EmoaugError(f"generator 'diffusion': no training rows of class {label!r} to condition on")
             for start in range(0, count, int(self.config["sample_batch_size"])):
                 chunk = torch.as_tensor(rows[start : start + int(self.config["sample_batch_size"])])
-                enhance = self.config["mode"] == "enhance"
                 xs.append(self._sample_batch(model, sampler, self._x[chunk], torch.full((len(chunk),), label_index),
-                                             torch_rng, self.enhance_step() if enhance else None))
+                                             torch_rng, start_step))
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
             sources += rows
         if not xs:
@@ -465,10 +465,9 @@ class DiffusionGenerator(NeuralGenerator):
         sampler, t0 = self.sampler(), self.enhance_step()
         torch_rng = torch.Generator().manual_seed(int(np.random.default_rng([self.seed, seed, 7919]).integers(2**62)))
         batch = int(self.config["sample_batch_size"])
-        out = [self._sample_batch(model, sampler, rows.x[start : start + batch], conditions[start : start + batch],
-                                  torch_rng, t0)
-               for start in range(0, len(rows), batch)]
-        return torch.cat(out) if out else torch.zeros_like(rows.x)
+        return torch.cat([self._sample_batch(model, sampler, rows.x[start : start + batch],
+                                             conditions[start : start + batch], torch_rng, t0)
+                          for start in range(0, len(rows), batch)])
 
     @torch.no_grad()
     def _sample_batch(self, model: DiffusionModel, sampler, reference: torch.Tensor, label_index: torch.Tensor,
