@@ -139,7 +139,7 @@ def hand_result(corpus: str, **config) -> SimpleNamespace:
                       ("dcgan", "clarity_sampled"): right}
     return SimpleNamespace(config=RunConfig(corpus=corpus, **config), summary=hand_summary(),
                            confusions={"none": right, "dcgan": right, "diffusion": right},
-                           arm_confusions=arm_confusions)
+                           arm_confusions=arm_confusions, quality=pd.DataFrame(), labels=LABELS)
 
 
 def test_paper_tables_lists_what_applies_and_says_why_the_rest_does_not():

@@ -1,4 +1,4 @@
-"""Kim & Lee (2024) Tables 5-12 and Malik et al. (2023) Tables 2-3 from stored result frames.
+"""Kim & Lee (2024) Tables 5-12 and Malik et al. (2023) Tables 1-3 from stored result frames.
 
 Every builder reads the runner's tidy frames (``summary``: one row per (generator, arm, metric);
 confusions per (generator, arm)) and the shipped reference tables, and returns a frame of display
@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..bench.arms import (CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN,
                             SYNTHETIC_ONLY)
-from .reference import reference_table
+from .reference import malik2023_table01, reference_table
+from .tables import p_cell, paired_cell
 
 BASELINE = "none"
 #: our corpus name -> the dataset name in Kim & Lee's tables
@@ -105,12 +106,11 @@ def paired(comparisons: pd.DataFrame | None, generator: str, arm: str, name: str
         return empty
     hit = comparisons[(comparisons["generator"] == generator) & (comparisons["arm"] == arm)
                       & (comparisons["metric"] == name)]
-    if hit.empty or pd.isna(hit.iloc[0]["mean_diff"]):
+    if hit.empty:
         return empty
     row = hit.iloc[0]
-    interval = "" if pd.isna(row["ci_low"]) else f" [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}]"
-    p = "" if pd.isna(row["p_value"]) else f"{row['p_value']:.3g} / {row['p_holm']:.3g}"
-    return {"diff": f"{100 * row['mean_diff']:+.1f}{interval}", "p": p}
+    return {"diff": paired_cell(row["mean_diff"], row["ci_low"], row["ci_high"]),
+            "p": p_cell(row["p_value"], row["p_holm"])}
 
 
 # ---------------------------------------------------------------------------- Kim & Lee
@@ -279,6 +279,11 @@ def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_ar
     return pd.DataFrame(out).fillna("")
 
 
+def _four_decimals(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as fixed 4-decimal strings (MAD values are ~1e-2)."""
+    return table.apply(lambda col: col.map(lambda v: ("" if pd.isna(v) else f"{v:.4f}") if isinstance(v, float) else v))
+
+
 def _plain(value) -> str:
     return "" if pd.isna(value) else f"{value:.2f}"
 
@@ -297,6 +302,10 @@ def malik_table03(summary: pd.DataFrame, corpus: str, test_corpus: str,
                             comparisons=comparisons)
 
 
+MAD_NOTE = ("MAD = mean absolute difference between the mean log-mel spectrum of generated and of real training "
+            "rows of each emotion on Malik et al.'s [-1, 1] scale (the training fold's dB min/max); total = sum "
+            "over emotions as in Malik et al. (2023) Table 1; mean over (seed, fold) cells. Paper values "
+            "(IEMOCAP) are shown only for the same corpus.")
 MALIK_NOTE = ("UA (= UAR) in percent: mean and std over (seed, fold) cells. real = classifier trained on real "
               "training speakers only; syn = trained on synthetic rows only (same size and class proportions as "
               "the real training fold); real+syn = trained on both; improvement = real+syn minus real. Paper rows "
@@ -315,6 +324,10 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
     protocols = set(config.protocols or ())
     confusions = {**{(g, MAIN): c for g, c in result.confusions.items()}, **result.arm_confusions}
     tables, skipped = [], []
+    quality = result.quality
+    if not quality.empty and (quality["measure"] == "mad").any():
+        tables.append(Table("malik2023_table01", f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}",
+                            MAD_NOTE, _four_decimals(malik2023_table01(quality, corpus, result.labels))))
     has_generated = bool(generating(summary))
     clarity_ran = any(generated_arm(summary, g) for g in generating(summary))
     if clarity_ran:

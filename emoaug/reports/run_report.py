@@ -7,15 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..bench import io
-from . import plots, reference, tables
+from . import plots, tables
 from .html import write_html_report
-from .paper_tables import Table, paper_tables
-
-MAD_NOTE = ("MAD = mean absolute difference between the mean log-mel spectrum of generated and of real training "
-            "rows of each emotion on Malik et al.'s [-1, 1] scale (the training fold's dB min/max); total = sum "
-            "over emotions as in Malik et al. (2023) Table 1; mean over (seed, fold) cells. Paper values "
-            "(IEMOCAP) are shown only for the same corpus.")
-
+from .paper_tables import paper_tables
 
 def render_run(run_dir: Path, result) -> str:
     """Tables, figures and ``report.html`` from the result frames only (``result``:
@@ -31,10 +25,6 @@ def render_run(run_dir: Path, result) -> str:
     index = [write_table(out, "generators", table, title, note)]
     text = [tables.to_text(table, title, note)]
     paper, skipped = paper_tables(result)
-    if not result.quality.empty and (result.quality["measure"] == "mad").any():
-        mad = reference.malik2023_table01(result.quality, corpus, result.labels)
-        paper.insert(0, Table("malik2023_table01", f"Malik et al. (2023) Table 1 layout: MAD per emotion on {corpus}",
-                              MAD_NOTE, _formatted(mad)))
     for extra in paper:
         extra_note = f"{extra.note} {definitions}"  # every table states WA/UA and the split
         index.append(write_table(out, extra.name, extra.frame, extra.title, extra_note))
@@ -61,8 +51,3 @@ def write_table(out: Path, name: str, table: pd.DataFrame, title: str, note: str
     io.write_text(out / f"{name}.tex", tables.to_latex(table, title, note))
     io.write_csv(out / f"{name}.csv", table)
     return {"name": name, "title": title, "note": note}
-
-
-def _formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as fixed 4-decimal strings (MAD values are ~1e-2)."""
-    return table.apply(lambda col: col.map(lambda v: ("" if pd.isna(v) else f"{v:.4f}") if isinstance(v, float) else v))

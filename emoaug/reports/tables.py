@@ -82,19 +82,24 @@ def generator_table(generators: pd.DataFrame) -> pd.DataFrame:
 
 
 def _paired(row: pd.Series) -> str:
-    diff = row.get("ua_paired_diff")
-    if diff is None or pd.isna(diff):
-        return ""
-    low, high = row.get("ua_ci_low"), row.get("ua_ci_high")
-    interval = "" if pd.isna(low) else f" [{100 * low:+.1f}, {100 * high:+.1f}]"
-    return f"{100 * diff:+.1f}{interval}"
+    return paired_cell(row.get("ua_paired_diff"), row.get("ua_ci_low"), row.get("ua_ci_high"))
 
 
 def _p_values(row: pd.Series) -> str:
-    p, p_holm = row.get("ua_p"), row.get("ua_p_holm")
-    if p is None or pd.isna(p):
+    return p_cell(row.get("ua_p"), row.get("ua_p_holm"))
+
+
+def paired_cell(diff, low, high) -> str:
+    """A paired difference (a fraction) as ``+1.2 [-0.3, +2.7]`` in percentage points."""
+    if diff is None or pd.isna(diff):
         return ""
-    return f"{p:.3g} / {p_holm:.3g}"
+    interval = "" if low is None or pd.isna(low) else f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * diff:+.1f}{interval}"
+
+
+def p_cell(p, p_holm) -> str:
+    """``p / p_Holm`` to three significant digits."""
+    return "" if p is None or pd.isna(p) else f"{p:.3g} / {p_holm:.3g}"
 
 
 def to_markdown(table: pd.DataFrame, title: str, note: str) -> str:
