@@ -200,3 +200,12 @@ def test_table05_and_malik02_show_the_stored_paired_comparisons():
     t02 = malik_table02(hand_summary(), "emodb", comparisons).set_index("generator / study")
     assert t02.loc["diffusion", "paired improvement [95% CI]"] == "+5.0 [-1.0, +11.0]"
     assert t02.loc["dcgan", "paired improvement [95% CI]"] == ""  # not computed for it here
+
+
+def test_mlflow_metric_keys_keep_main_arm_names_and_prefix_the_other_arms():
+    from emoaug.bench.tracking import summary_metrics
+
+    values = summary_metrics(hand_summary())
+    assert values["diffusion.ua.fold_mean"] == pytest.approx(0.60)  # the main arm, as before arms existed
+    assert values["diffusion.clarity_true_label.ua.fold_mean"] == pytest.approx(0.88)
+    assert values["diffusion.synthetic_only.ua.fold_std"] == pytest.approx(0.05)
