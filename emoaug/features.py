@@ -20,7 +20,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import storage
 from .errors import EmoaugError
 from .featureset import FeatureSet
 
@@ -308,7 +308,7 @@ class FeatureCache:
             raise ValueError(f"FeatureCache.put: array of shape {array.shape} does not fit preset "
                              f"{self.preset.name!r}")
         self._write_preset_once()
-        _atomic_write(path, lambda handle: np.save(handle, array, allow_pickle=False))
+        storage.write_npy(path, array)
         return path
 
     def _write_preset_once(self) -> None:
@@ -317,21 +317,7 @@ class FeatureCache:
         if not info.exists():
             text = json.dumps({**self.preset.to_dict(), "fingerprint": self.preset.fingerprint(),
                                "frontend_version": FRONTEND_VERSION}, indent=2)
-            _atomic_write(info, lambda handle: handle.write(text.encode()))
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+            storage.write_text(info, text)
 
 
 # ------------------------------------------------------------------------------------ extraction

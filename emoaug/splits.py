@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from . import storage
+
 from .errors import EmoaugError, LeakageError
 
 PROTOCOLS = ("kfold", "loso", "paper")
@@ -476,13 +478,8 @@ def _test_coverage(all_ids: Iterable[str], folds: Sequence[Fold]) -> dict:
 
 def save_splits(folds: Sequence[Fold], path: str | Path) -> Path:
     """Write the folds as JSON (item ids per partition) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": SPLITS_FORMAT, "folds": [fold.to_dict() for fold in folds]}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-    tmp.replace(path)  # atomic: a crash never leaves half a split file behind
-    return path
+    return storage.write_text(path, json.dumps(payload, indent=1))  # atomic: never half a split file
 
 
 def load_splits(path: str | Path) -> list[Fold]:

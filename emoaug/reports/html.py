@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..bench import io
+from .. import storage as io
 from .tables import TABLE_INDEX
 
 STYLE = """

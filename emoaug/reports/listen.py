@@ -6,8 +6,6 @@ order (the first ``n_per_emotion`` rows of each emotion), so re-running gives th
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +15,7 @@ matplotlib.use("Agg")  # headless: CI and servers have no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .. import storage  # noqa: E402
 from ..errors import EmoaugError  # noqa: E402
 from ..features import MelPreset, Normaliser  # noqa: E402
 from ..featureset import FeatureSet  # noqa: E402
@@ -38,8 +37,6 @@ def export_audio(generated: FeatureSet, normaliser: Normaliser, preset: MelPrese
     frequency detail, so expect a rough, phasey rendering of the spectral envelope.
     Returns the written paths in label order.
     """
-    import soundfile as sf
-
     _check_count(n_per_emotion)
     if generated.n_mels != preset.n_mels:
         raise EmoaugError(f"export_audio: rows have {generated.n_mels} mel bands, "
@@ -50,7 +47,7 @@ def export_audio(generated: FeatureSet, normaliser: Normaliser, preset: MelPrese
     for label, k, index in _picks(generated, n_per_emotion):
         db = np.asarray(normaliser.inverse_transform(generated.x[index].detach().cpu().numpy()), dtype=np.float64)
         audio = peak_normalise(mel_to_audio(db, preset, n_iter=n_iter, seed=seed + index))
-        paths.append(_write_wav_atomic(out_dir / f"{_safe(label)}_{k}.wav", audio, preset.sample_rate, sf))
+        paths.append(storage.write_wav(out_dir / f"{_safe(label)}_{k}.wav", audio, preset.sample_rate))
     return paths
 
 
@@ -81,18 +78,6 @@ def peak_normalise(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
     """Scale so max |sample| = ``peak``; silence stays silence."""
     top = float(np.max(np.abs(audio))) if audio.size else 0.0
     return (audio * (peak / top) if top > 0 else audio).astype(np.float32)
-
-
-def _write_wav_atomic(path: Path, audio: np.ndarray, sample_rate: int, sf) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ------------------------------------------------------------------------------------------ grid
@@ -133,7 +118,7 @@ def spectrogram_grid(real: FeatureSet, generated: FeatureSet, path: str | Path, 
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     colour_axis = fig.add_axes((0.915, 0.15, 0.015, 0.7))
     fig.colorbar(image, cax=colour_axis, label="dB" if normaliser is not None else "normalised value")
-    return _save_figure_atomic(fig, Path(path))
+    return storage.save_figure(fig, Path(path), dpi=110)
 
 
 def _examples(fs: FeatureSet, emotion: str, n: int, normaliser: Normaliser | None) -> list[np.ndarray]:
@@ -156,21 +141,6 @@ def _draw_panel(ax, spectrogram: np.ndarray | None, vmin: float, vmax: float):
         return None
     return ax.imshow(spectrogram, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=vmax,
                      interpolation="nearest")
-
-
-def _save_figure_atomic(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        plt.close(fig)
-    return path
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .. import storage  # noqa: E402
+
 
 def confusion_heatmap(table: pd.DataFrame, title: str, path: Path) -> Path:
     """Row-normalised confusion matrix in percent (rows true, columns predicted) as a PNG."""
@@ -54,7 +56,4 @@ def recall_bars(confusions: dict[str, pd.DataFrame], title: str, path: Path) -> 
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return storage.save_figure(fig, path, dpi=110)

@@ -1,0 +1,172 @@
+"""Atomic file writes: a crash (even kill -9) never leaves a half-written file that looks finished.
+
+Every writer goes through :func:`atomic_path`: the content is written to a hidden temporary file in the
+target's folder, flushed, then renamed over the target (``os.replace`` is atomic within one file system).
+Temporary names carry the writer's process id (``.<name>.<pid>.<random>.tmp``), so the temporaries a killed
+process left behind can be told from those of a live writer: :func:`remove_stale_temporaries` clears them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+TMP_SUFFIX = ".tmp"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on failure it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=TMP_SUFFIX)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def temporary_prefix(name: str) -> str:
+    return f".{name}.{os.getpid()}."
+
+
+_TEMPORARY = re.compile(r"^\..*\.(\d+)\.[^.]+" + re.escape(TMP_SUFFIX) + "$")
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _write_text_handle(path: Path, write) -> Path:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return _write_text_handle(Path(path), lambda h: json.dump(obj, h, indent=2, sort_keys=False, default=jsonable))
+
+
+def write_csv(path: str | Path, frame) -> Path:
+    return _write_text_handle(Path(path), lambda h: frame.to_csv(h, index=False))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return _write_text_handle(Path(path), lambda h: h.write(text))
+
+
+def write_torch(path: str | Path, state: dict) -> Path:
+    """Plain tensors and primitives only, so the file loads with ``torch.load(..., weights_only=True)``."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    return Path(path)
+
+
+def write_npy(path: str | Path, array) -> Path:
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array, allow_pickle=False)
+    return Path(path)
+
+
+def write_wav(path: str | Path, audio, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    import soundfile as sf
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), audio, sample_rate, subtype=subtype, format="WAV")
+    return Path(path)
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
+    """A matplotlib figure as PNG (closed afterwards)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", **kwargs)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:  # numpy / torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def stable_hash(obj: Any) -> str:
+    """SHA-1 of a JSON-able object with sorted keys: the same content gives the same key in any process."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=jsonable).encode()
+    return hashlib.sha1(blob).hexdigest()
+
+
+def safe_name(name: str) -> str:
+    """A file-system safe version of a name (plugin generators may be ``pkg.module:Class``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def publish_dir(tmp_dir: Path, final: Path) -> bool:
+    """Rename a fully written folder into place; ``False`` if another writer got there first (kept as is)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp_dir, final)  # atomic for a folder only while ``final`` does not exist or is empty
+        return True
+    except OSError:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        return False
+
+
+def remove_stale_temporaries(root: str | Path) -> int:
+    """Delete temporary files and folders under ``root`` whose writer process is gone (killed mid-write).
+    Returns how many were removed."""
+    if not Path(root).is_dir():
+        return 0
+    removed = 0
+    for path in Path(root).rglob(f".*{TMP_SUFFIX}"):
+        match = _TEMPORARY.match(path.name)
+        if not match or _writer_alive(int(match.group(1))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed += 1
+    return removed
