@@ -3,7 +3,7 @@
 
 import sys
 
-from emoaug.bench.cli import main
+from emoaug.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -113,6 +113,10 @@ PROTOCOLS = ("augment", "clarity", "cross")
 DEFAULT_PROTOCOLS = ("augment", "clarity")
 
 
+#: RunConfig fields that say where and how cells run, never what they compute
+EXECUTION_FIELDS = ("executor", "jobs", "threads", "ray_address", "store_dir", "fresh")
+
+
 @dataclass
 class RunConfig:
     """Everything that determines a run's numbers, fully resolved (no 'default' left inside)."""
@@ -140,6 +144,13 @@ class RunConfig:
     cache_dir: str | None = None
     tracking_uri: str | None = None
     run_name: str | None = None
+    # Where and how cells run; none of these changes a number (cells are keyed by content).
+    executor: str = "local"
+    jobs: int = 1
+    threads: int = 1  # torch intra-op threads per worker
+    ray_address: str | None = None
+    store_dir: str | None = None
+    fresh: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,7 +158,8 @@ class RunConfig:
     def fingerprint(self) -> str:
         """Hash of the fields that change results (not where they are written or logged)."""
         payload = self.to_dict()
-        for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator"):
+        for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator",
+                    *EXECUTION_FIELDS):
             payload.pop(key)
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()

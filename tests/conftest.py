@@ -14,8 +14,12 @@ torch.set_num_threads(1)
 def isolated_cache(tmp_path_factory):
     """No test reads or writes the user's ~/.cache/emoaug; the session shares one cache folder."""
     cache = tmp_path_factory.mktemp("emoaug-cache")
-    old = {key: os.environ.get(key) for key in ("EMOAUG_CACHE", "EMOAUG_DATA")}
+    old = {key: os.environ.get(key) for key in ("EMOAUG_CACHE", "EMOAUG_DATA", "EMOAUG_EXECUTOR", "EMOAUG_THREADS")}
     os.environ["EMOAUG_CACHE"] = str(cache)
+    # Runs in tests compute in-process with one thread unless a test asks for another executor (the
+    # executor tests do): no worker start-up per run, and no thread contention with the test runner.
+    os.environ["EMOAUG_EXECUTOR"] = "local"
+    os.environ["EMOAUG_THREADS"] = "1"
     os.environ.pop("EMOAUG_DATA", None)
     yield cache
     for key, value in old.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emoaug.bench.cli import main
+from emoaug.cli import main
 from tests.helpers import make_emodb, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]

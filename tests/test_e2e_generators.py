@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
 
-from emoaug.bench.cli import main
+from emoaug.cli import main
 from tests.helpers import make_emodb
 
 ALL_GENERATORS = ["vae", "dcgan", "cyclegan", "diffusion", "specaugment", "none"]
@@ -48,15 +47,23 @@ def test_every_generator_runs_on_the_embedded_corpus(tmp_path, capsys):
 def test_trained_generators_are_restored_from_checkpoints(tmp_path):
     root = make_emodb(tmp_path / "emodb", speakers=("03", "08", "09", "10"), texts=("a01",))
     args = ["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--gen", "none,vae",
-            "--out", str(tmp_path / "runs"), "--no-mlflow"]
+            "--out", str(tmp_path / "runs"), "--no-mlflow", "--store", str(tmp_path / "store")]
     assert main(args) == 0
     run_dir = next((tmp_path / "runs").iterdir())
     first = pd.read_csv(run_dir / "predictions.csv")
     metas = sorted((run_dir / "cells" / "vae").glob("*.json"))
     assert metas and not any(json.loads(m.read_text())["generator_restored_from_checkpoint"] for m in metas)
 
-    shutil.rmtree(run_dir)  # results gone, checkpoints (in the cache) kept
-    assert main(args) == 0
+    # Other protocols: new cells (other keys), but the same training rows, seed and config: same generator.
+    assert main([*args, "--protocol", "augment", "--out", str(tmp_path / "other")]) == 0
+    run_dir = next((tmp_path / "other").iterdir())
     metas = sorted((run_dir / "cells" / "vae").glob("*.json"))
-    assert all(json.loads(m.read_text())["generator_restored_from_checkpoint"] for m in metas)
-    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir / "predictions.csv"))
+    assert metas and all(json.loads(m.read_text())["generator_restored_from_checkpoint"] for m in metas)
+    cells = json.loads((run_dir / "cells.json").read_text())["cells"]
+    assert [c["computed_by_this_run"] for c in cells if c["generator"] == "vae"] == [True] * len(metas)
+    assert not any(c["computed_by_this_run"] for c in cells if c["generator"] == "none")  # reused
+
+    def main_arm(frame):  # the first run also had dcgan (the clarity protocol's baseline)
+        return frame[(frame["arm"] == "main") & frame["generator"].isin(["none", "vae"])].reset_index(drop=True)
+
+    pd.testing.assert_frame_equal(main_arm(first), main_arm(pd.read_csv(run_dir / "predictions.csv")))

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from emoaug.bench.cli import main
+from emoaug.cli import main
 from tests.helpers import make_emodb, make_ravdess
 
 KIM_EMODB = ("kim2024_table05", "kim2024_table08", "kim2024_table09", "kim2024_table09_leakfree", "kim2024_table10",
@@ -123,7 +123,7 @@ def test_cross_protocol_without_a_test_corpus_is_a_one_line_error(tmp_path, caps
 
 
 def test_protocol_parsing_and_generator_completion():
-    from emoaug.bench.cli import complete_generators, parse_protocols
+    from emoaug.bench.resolve import complete_generators, parse_protocols
 
     assert parse_protocols("none", None) == []
     assert parse_protocols("augment", "ravdess") == ["augment", "cross"]  # --test-corpus implies cross
@@ -147,7 +147,7 @@ def test_cross_corpus_uses_only_the_emotions_both_corpora_have(emodb_root, tmp_p
 def test_synthetic_only_set_mirrors_the_real_training_fold_and_generates_only_the_shortfall():
     import torch
 
-    from emoaug.bench.runner import Benchmark, allocate_synthetic
+    from emoaug.bench.cells import allocate_synthetic, synthetic_only_set
     from emoaug.featureset import FeatureSet
 
     labels = ("neutral", "angry", "sad")
@@ -170,7 +170,7 @@ def test_synthetic_only_set_mirrors_the_real_training_fold_and_generates_only_th
     assert augmentation.class_counts()["angry"] < 10
     data = SimpleNamespace(train=train, seed=0)
     recorder = Recorder()
-    only = Benchmark.synthetic_only_set(recorder, augmentation, data)
+    only = synthetic_only_set(recorder, augmentation, data)
     assert only.class_counts() == train.class_counts() and len(only) == len(train)
     assert recorder.asked == [{"neutral": 0, "angry": 10 - augmentation.class_counts()["angry"], "sad": 0}]
 

@@ -8,7 +8,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from emoaug.bench.cli import main
+from emoaug.cli import main
 from emoaug.generators import available_generators, get_generator_class
 from tests.helpers import make_emodb
 

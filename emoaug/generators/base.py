@@ -24,6 +24,8 @@ class Generator:
     name: ClassVar[str] = "base"
     #: ``True`` when the generator adds nothing (the real-only baseline).
     produces_nothing: ClassVar[bool] = False
+    #: part of every stored cell's and checkpoint's key: bump it when a code change changes the results
+    version: ClassVar[str] = "1"
 
     def __init__(self, **config: Any):
         self.config = dict(config)

@@ -316,7 +316,7 @@ MALIK_NOTE = ("UA (= UAR) in percent: mean and std over (seed, fold) cells. real
 
 
 def paper_tables(result) -> tuple[list[Table], list[str]]:
-    """Every Kim & Lee / Malik table that applies to ``result`` (emoaug.bench.runner.RunResult), and a
+    """Every Kim & Lee / Malik table that applies to ``result`` (emoaug.bench.results.RunResult), and a
     line for each that does not, saying why."""
     config, summary = result.config, result.summary
     comparisons = getattr(result, "comparisons", None)

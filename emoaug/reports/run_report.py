@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..bench import io
+from .. import storage as io
 from . import plots, tables
 from .html import write_html_report
 from .paper_tables import paper_tables
 
 def render_run(run_dir: Path, result) -> str:
     """Tables, figures and ``report.html`` from the result frames only (``result``:
-    emoaug.bench.runner.RunResult, fresh or loaded from disk); returns the terminal text."""
+    emoaug.bench.results.RunResult, fresh or loaded from disk); returns the terminal text."""
     config, out = result.config, Path(run_dir) / "tables"
     corpus = config.corpus
     # the folds that ran (LOSO: one per speaker; the paper split: one), not --folds
@@ -41,8 +41,33 @@ def render_run(run_dir: Path, result) -> str:
     for (generator, arm), confusion in result.arm_confusions.items():  # e.g. the judge on enhanced utterances
         plots.confusion_heatmap(confusion, f"{corpus} / {generator} / {arm}: confusion (% of true class)",
                                 Path(run_dir) / "figures" / f"confusion_{io.safe_name(generator)}_{arm}.png")
-    write_html_report(Path(run_dir))  # last: it embeds the tables and figures written above
+    render_examples(Path(run_dir), config)
+    write_html_report(Path(run_dir))  # last: it embeds the tables, figures and audio written above
     return "\n".join(text)
+
+
+def render_examples(run_dir: Path, config) -> None:
+    """Listenable wavs and a real-vs-generated grid per generator, from the example rows the run kept of
+    its first fold and seed (``examples/<generator>.pt``: normalised rows and that fold's normaliser)."""
+    import torch
+
+    from ..config import get_profile
+    from ..features import Normaliser, get_preset
+    from ..featureset import FeatureSet
+    from .listen import export_audio, spectrogram_grid
+
+    profile, preset = get_profile(config.profile), get_preset(config.preset)
+    for path in sorted((run_dir / "examples").glob("*.pt")):
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        rows = {side: FeatureSet(stored[side]["x"], stored[side]["y"], tuple(stored[side]["labels"]),
+                                 list(stored[side]["item_ids"])) for side in ("generated", "real")}
+        if len(rows["generated"]) == 0:
+            continue
+        normaliser = Normaliser.from_dict(stored["normaliser"])
+        export_audio(rows["generated"], normaliser, preset, run_dir / "audio" / path.stem,
+                     n_per_emotion=profile.export_per_emotion, n_iter=profile.griffin_lim_iters)
+        spectrogram_grid(rows["real"], rows["generated"], run_dir / "figures" / f"real_vs_{path.stem}.png",
+                         n_per_emotion=1, title=f"{config.corpus}: real (train fold) vs {path.stem}")
 
 
 def write_table(out: Path, name: str, table: pd.DataFrame, title: str, note: str) -> dict[str, str]:

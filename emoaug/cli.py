@@ -5,18 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..config import DEFAULT_PROTOCOLS, PROTOCOLS
-from ..errors import EmoaugError
+from .config import DEFAULT_PROTOCOLS
+from .errors import EmoaugError
 
 log = logging.getLogger("emoaug")
 
 COMMANDS = ("run", "describe", "list", "report")
 DEFAULT_GENERATORS = "none,specaugment"
-BASELINE_OFF = "off"
+EXECUTORS = ("auto", "local", "process", "ray")
 
 
 # ---------------------------------------------------------------------------- parsers
@@ -68,8 +69,22 @@ def run_parser() -> argparse.ArgumentParser:
                         help="synthetic rows per real training row (default: profile's)")
     parser.add_argument("--epochs", type=int, default=None, help="override the classifier's maximum epochs")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (default 0: torch's choice; 1 is safest on a busy machine)")
+    parser.add_argument("--executor", default=os.environ.get("EMOAUG_EXECUTOR", "auto"), choices=EXECUTORS,
+                        help="where cells run: local (this process), process (a local pool of --jobs workers), "
+                             "ray (Ray tasks; pip install -e '.[ray]'); default auto: a process per core on a "
+                             "multi-core CPU, else local; $EMOAUG_EXECUTOR sets the default")
+    parser.add_argument("--jobs", type=int, default=0,
+                        help="concurrent workers for process/ray (default 0: one per core)")
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("EMOAUG_THREADS") or 0),
+                        help="torch CPU threads per worker (default 0: cores / jobs, so they never oversubscribe; "
+                             "$EMOAUG_THREADS sets the default)")
+    parser.add_argument("--ray-address", default=None,
+                        help="address of a running Ray cluster (default: start a local Ray instance)")
+    parser.add_argument("--store", default=None,
+                        help="cell store shared across runs (default <cache>/store): finished cells with the "
+                             "same content key are reused by any run")
+    parser.add_argument("--fresh", action="store_true",
+                        help="ignore stored cells, judges and generator checkpoints: compute everything anew")
     parser.add_argument("--out", default="runs", help="output folder (default ./runs)")
     parser.add_argument("--run-name", default=None,
                         help="run folder name (default: corpus-profile-<config hash>, so a re-run resumes)")
@@ -107,142 +122,50 @@ def list_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------- commands
-def build_config(args: argparse.Namespace):
-    from ..config import RunConfig, get_profile, resolve_classifier
+def run_options(args: argparse.Namespace) -> dict:
+    """The parsed command line as keyword options of :func:`emoaug.bench.resolve.resolve_run_config`."""
+    import inspect
 
-    profile = get_profile(args.profile)
-    generators = [name.strip() for name in args.gen.split(",") if name.strip()]
-    if not generators:
-        raise EmoaugError("--gen: give at least one generator name")
-    if len(set(generators)) != len(generators):
-        raise EmoaugError(f"--gen: a generator is named twice in {args.gen!r}")
-    protocols = parse_protocols(args.protocol, args.test_corpus)
-    baseline = None if args.baseline_gen == BASELINE_OFF else args.baseline_gen
-    generators = complete_generators(generators, protocols, baseline)
-    generator_configs = resolve_generator_configs(generators, profile.name, args.gen_opt)
-    folds = profile.n_folds if args.folds is None else args.folds
-    seeds = profile.n_seeds if args.seeds is None else args.seeds
-    ratio = profile.synthetic_ratio if args.synthetic_ratio is None else args.synthetic_ratio
-    if folds < 2:
-        raise EmoaugError(f"--folds must be >= 2, got {folds}")
-    if seeds < 1:
-        raise EmoaugError(f"--seeds must be >= 1, got {seeds}")
-    if not ratio >= 0:
-        raise EmoaugError(f"--synthetic-ratio must be >= 0, got {args.synthetic_ratio}")
-    return RunConfig(
-        corpus=args.corpus, data_root=args.data_root, labels=args.labels, generators=generators,
-        generator_configs=generator_configs, protocols=protocols, test_corpus=args.test_corpus,
-        test_data_root=args.test_data_root, baseline_generator=baseline,
-        profile=profile.name, preset=args.preset or profile.preset, split=args.split, n_folds=folds,
-        n_seeds=seeds, seed=args.seed, synthetic_ratio=ratio,
-        classifier=resolve_classifier(profile, args.classifier, args.epochs),
-        device=args.device, on_bad_file=args.on_bad_file, out_dir=args.out, cache_dir=args.cache_dir,
-        tracking_uri=args.tracking_uri, run_name=args.run_name,
-    )
+    from .bench.resolve import resolve_run_config
 
-
-def parse_protocols(text: str, test_corpus: str | None) -> list[str]:
-    """``--protocol`` as a list; ``none`` keeps only the real and real+synthetic arms."""
-    protocols = [name.strip() for name in text.split(",") if name.strip() and name.strip() != "none"]
-    unknown = [name for name in protocols if name not in PROTOCOLS]
-    if unknown:
-        raise EmoaugError(f"--protocol: unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOCOLS)})")
-    if test_corpus and "cross" not in protocols:
-        protocols.append("cross")
-    if "cross" in protocols and not test_corpus:
-        raise EmoaugError("--protocol cross needs --test-corpus NAME (and --test-data-root for a real corpus)")
-    return list(dict.fromkeys(protocols))
-
-
-def complete_generators(generators: list[str], protocols: list[str], baseline: str | None) -> list[str]:
-    """``none`` first (it is the judge, trained in every cell anyway, and every comparison's reference); with
-    the clarity protocol and a trainable generator, the baseline generator of Kim & Lee Tables 10-11."""
-    from ..generators import get_generator_class
-
-    classes = {name: get_generator_class(name) for name in generators}
-    completed = ["none", *[name for name in generators if name != "none"]]
-    if "none" not in generators:
-        log.info("--gen: added `none` (the real-only reference every generator is compared with)")
-    wants_baseline = "clarity" in protocols and any(c.trainable for n, c in classes.items() if n != baseline)
-    if baseline and wants_baseline and baseline not in completed:
-        get_generator_class(baseline)  # a clear error for a typo in --baseline-gen
-        completed.insert(1, baseline)
-        log.info("--gen: added %s, the baseline of Kim & Lee Tables 10-11 (--baseline-gen off skips it)", baseline)
-    return completed
-
-
-def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict]:
-    """``["diffusion.steps=50"]`` -> ``{"diffusion": {"steps": 50}}``; names must be among --gen."""
-    parsed: dict[str, dict] = {}
-    for option in options:
-        target, sep, raw = option.partition("=")
-        name, dot, key = target.rpartition(".")
-        if not (sep and dot and name and key):
-            raise EmoaugError(f"--gen-opt: expected GEN.KEY=VALUE, got {option!r}")
-        if name not in generators:
-            raise EmoaugError(f"--gen-opt: {name!r} is not among --gen ({', '.join(generators)})")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        parsed.setdefault(name, {})[key] = value
-    return parsed
-
-
-def resolve_generator_configs(generators: list[str], profile: str, options: list[str]) -> dict[str, dict]:
-    """Each generator's profile defaults (model size, steps) overridden by --gen-opt, fully spelled out."""
-    from ..generators import get_generator_class
-
-    overrides = parse_gen_opts(options, generators)
-    configs = {}
-    for name in generators:
-        configs[name] = {**get_generator_class(name).profile_config(profile), **overrides.get(name, {})}
-    return configs
+    names = inspect.signature(resolve_run_config).parameters
+    return {name: value for name, value in vars(args).items() if name in names}
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from ..reports.run_report import render_run
-    from .runner import Benchmark
-    from .tracking import default_tracking_uri, log_run, summary_metrics
+    from .bench.resolve import resolve_run_config
 
-    config = build_config(args)
-    if args.threads < 0:
-        raise EmoaugError(f"--threads must be >= 0, got {args.threads}")
-    if args.threads:
-        import torch
+    config = resolve_run_config(**run_options(args))
+    from .reports.run_report import render_run
+    from .bench.runner import default_run_dir, run_benchmark
 
-        torch.set_num_threads(args.threads)
     progress = sys.stderr.isatty() and not args.quiet
-    bench = Benchmark(config, progress=progress)
+    run_dir = default_run_dir(config)
     try:
-        result = bench.run()
+        result = run_benchmark(config, progress=progress)
     except KeyboardInterrupt:
-        log.error("interrupted: finished cells are kept in %s; run the same command again to resume",
-                  bench.run_dir)
+        log.error("interrupted: finished cells are kept in the cell store; run the same command again to resume")
         return 130
-    print(render_run(bench.run_dir, result))
-    print(f"results: {bench.run_dir} (report: report.html)")
-    if args.no_mlflow:
-        return 0
+    print(render_run(run_dir, result))
+    print(f"results: {run_dir} (report: report.html)")
+    if not args.no_mlflow:
+        track(config, run_dir, result)
+    return 0
+
+
+def track(config, run_dir: Path, result) -> None:
+    """Log to MLflow: a parent run for the benchmark run, a child per (generator, arm). A failure is a
+    warning: the local results are complete already."""
+    from .bench.tracking import default_tracking_uri, log_benchmark
+
     uri = config.tracking_uri or default_tracking_uri(config.out_dir)
     try:
-        run_id = log_run(
-            tracking_uri=uri, out_dir=Path(config.out_dir), run_name=bench.run_dir.name,
-            params=config.to_dict(), metrics=summary_metrics(result.summary),
-            artifacts=[bench.run_dir / name for name in (
-                "report.html", "tables", "figures", "confusion", "audio", "config.json", "split.json",
-                "split_audit.json", "skipped.json", "leakage_audit.json", "summary.csv", "fold_metrics.csv",
-                "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv", "timings.csv")],
-            tags={"corpus": config.corpus, "profile": config.profile, "split": config.split,
-                  "protocols": ",".join(config.protocols), "test_corpus": config.test_corpus or "",
-                  "generators": ",".join(config.generators), "run_dir": str(bench.run_dir.resolve())},
-        )
+        run_id = log_benchmark(tracking_uri=uri, out_dir=Path(config.out_dir), run_dir=run_dir, result=result)
     except Exception as err:  # tracking is a copy: its failure must not lose local results
-        log.warning("MLflow logging failed (%s: %s); results are kept in %s", type(err).__name__, err,
-                    bench.run_dir)
-        return 0
+        log.warning("MLflow logging failed (%s: %s); results are kept in %s", type(err).__name__,
+                    str(err).splitlines()[0] if str(err) else "", run_dir)
+        return
     print(f"mlflow: run {run_id} at {uri}")
-    return 0
 
 
 def run_folders(out: Path) -> list[Path]:
@@ -258,8 +181,8 @@ def run_folders(out: Path) -> list[Path]:
 
 
 def command_report(args: argparse.Namespace) -> int:
-    from ..reports.run_report import render_run
-    from .runner import load_result
+    from .reports.run_report import render_run
+    from .bench.results import load_result
 
     folders = run_folders(Path(args.out))
     for run_dir in folders:
@@ -299,7 +222,7 @@ def describe_corpus(scan) -> dict:
 
 
 def command_describe(args: argparse.Namespace) -> int:
-    from ..datasets import load_corpus
+    from .datasets import load_corpus
 
     scan = load_corpus(args.corpus, args.data_root, labels=args.labels, on_bad_file=args.on_bad_file,
                        progress=sys.stderr.isatty() and not args.json)
@@ -319,11 +242,11 @@ def command_describe(args: argparse.Namespace) -> int:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    from ..classifiers import available_classifiers
-    from ..config import PROFILES
-    from ..datasets import available_corpora
-    from ..features import PRESETS
-    from ..generators import available_generators
+    from .classifiers import available_classifiers
+    from .config import PROFILES
+    from .datasets import available_corpora
+    from .features import PRESETS
+    from .generators import available_generators
 
     listing = {
         "corpora": available_corpora(),

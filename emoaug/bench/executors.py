@@ -1,0 +1,284 @@
+"""Backends that compute a run's judges and cells: in this process, in a local process pool, or on Ray.
+
+The driver builds the list of work (:class:`Jobs`: judges and cells not yet in the store), hands it to an
+executor and receives every result through ``on_judge``/``on_cell`` in the driver process, which alone
+writes the store, the run folder and MLflow. A cell needs the judge of its (fold, seed): executors run
+that judge first and pass its state along (on Ray as a task dependency).
+
+Threads: torch's intra-op threads spin while waiting, so on a shared machine more threads than free
+cores make training collapse. Each worker therefore gets ``cores // workers`` threads (at least one).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+from ..errors import EmoaugError
+from .cells import CellResult, JudgeResult, run_cell, run_judge
+from .plan import CellSpec, JudgeSpec, Workload
+
+log = logging.getLogger("emoaug")
+
+EXECUTORS = ("auto", "local", "process", "ray")
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Parallelism:
+    executor: str  # local, process or ray
+    jobs: int  # concurrent workers
+    threads: int  # torch intra-op threads per worker
+
+
+def resolve_parallelism(executor: str, jobs: int, threads: int, device: str, *, cores: int | None = None
+                        ) -> Parallelism:
+    """``auto``: a process per core with one thread each on a multi-core CPU (fastest, and robust when the
+    machine is shared), else in-process. ``0`` jobs or threads: chosen so that jobs x threads <= cores."""
+    if executor not in EXECUTORS:
+        raise EmoaugError(f"--executor: unknown executor {executor!r} (choose from {', '.join(EXECUTORS)})")
+    if jobs < 0:
+        raise EmoaugError(f"--jobs must be >= 0, got {jobs}")
+    if threads < 0:
+        raise EmoaugError(f"--threads must be >= 0, got {threads}")
+    cores = cores or available_cores()
+    on_gpu = device.startswith("cuda")
+    if executor == "auto":
+        executor = "process" if (not on_gpu and (jobs > 1 or (jobs == 0 and cores > 1))) else "local"
+    if executor == "local":
+        if jobs > 1:
+            raise EmoaugError("--jobs > 1 needs --executor process or ray")
+        jobs = 1
+    elif jobs == 0:
+        jobs = cores if not on_gpu else 1
+    if threads == 0:
+        threads = max(1, cores // jobs)
+    elif jobs * threads > cores and executor != "ray":
+        log.warning("--jobs %d x --threads %d exceeds the %d cores: training slows down sharply", jobs, threads,
+                    cores)
+    return Parallelism(executor, jobs, threads)
+
+
+@dataclass
+class Jobs:
+    """What is left to compute, and where results go (both callbacks run in the driver process)."""
+
+    workload: Workload
+    judges: list[JudgeSpec]  # to compute
+    cells: list[CellSpec]  # to compute, in assembly order
+    known_judges: dict[str, JudgeResult]  # already stored, by key
+    checkpoint: Callable[[CellSpec], dict | None]
+    on_judge: Callable[[JudgeResult], None]
+    on_cell: Callable[[CellResult], None]
+
+    def cells_by_judge(self) -> dict[str, list[CellSpec]]:
+        grouped: dict[str, list[CellSpec]] = {}
+        for spec in self.cells:
+            grouped.setdefault(spec.judge_key, []).append(spec)
+        return grouped
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------------------------ local
+class LocalExecutor:
+    """In this process, one cell after another."""
+
+    name = "local"
+
+    def __init__(self, parallelism: Parallelism):
+        self.threads = parallelism.threads
+
+    def execute(self, jobs: Jobs) -> None:
+        set_threads(self.threads)
+        judges = dict(jobs.known_judges)
+        specs = {j.key: j for j in jobs.judges}
+        for cell in jobs.cells:
+            if cell.judge_key not in judges:
+                judges[cell.judge_key] = run_judge(specs.pop(cell.judge_key), jobs.workload)
+                jobs.on_judge(judges[cell.judge_key])
+            jobs.on_cell(run_cell(cell, jobs.workload, judges[cell.judge_key], jobs.checkpoint(cell)))
+        for spec in specs.values():  # judges no cell asked for (kept for completeness of the store)
+            jobs.on_judge(run_judge(spec, jobs.workload))
+
+
+# ------------------------------------------------------------------------------------------------ process
+_WORKLOAD: Workload | None = None
+
+
+def _init_worker(workload: Workload, threads: int, driver_pid: int) -> None:
+    global _WORKLOAD
+    _WORKLOAD = workload
+    set_threads(threads)
+    logging.getLogger("emoaug").setLevel(logging.WARNING)
+    _exit_with(driver_pid)
+
+
+def _exit_with(driver_pid: int, every_s: float = 0.5) -> None:
+    """End this worker when the driver is gone (kill -9 leaves pool workers running their cell otherwise;
+    nobody would store its result)."""
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="emoaug-driver-watch", daemon=True).start()
+
+
+def _worker_judge(spec: JudgeSpec) -> JudgeResult:
+    return run_judge(spec, _WORKLOAD)
+
+
+def _worker_cell(spec: CellSpec, judge: JudgeResult, checkpoint: dict | None) -> CellResult:
+    return run_cell(spec, _WORKLOAD, judge, checkpoint)
+
+
+class ProcessExecutor:
+    """A local pool of ``jobs`` worker processes (spawned: torch and fork do not mix), each holding the
+    workload once; judges first, each judge's cells as soon as it is done."""
+
+    name = "process"
+
+    def __init__(self, parallelism: Parallelism):
+        self.jobs, self.threads = parallelism.jobs, parallelism.threads
+
+    def execute(self, jobs: Jobs) -> None:
+        import multiprocessing
+
+        waiting = jobs.cells_by_judge()
+        judges = dict(jobs.known_judges)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
+                                 initargs=(jobs.workload, self.threads, os.getpid())) as pool:
+            running: dict[Future, tuple[str, object]] = {}
+
+            def submit_cells(judge_key: str) -> None:
+                for spec in waiting.pop(judge_key, []):
+                    future = pool.submit(_worker_cell, spec, judges[judge_key], jobs.checkpoint(spec))
+                    running[future] = ("cell", spec)
+
+            for spec in jobs.judges:
+                running[pool.submit(_worker_judge, spec)] = ("judge", spec)
+            for key in list(waiting):
+                if key in judges:
+                    submit_cells(key)
+            try:
+                while running:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=lambda f: 0 if running[f][0] == "judge" else 1):
+                        kind, _spec = running.pop(future)
+                        result = future.result()
+                        if kind == "judge":
+                            judges[result.key] = result
+                            jobs.on_judge(result)
+                            submit_cells(result.key)
+                        else:
+                            jobs.on_cell(result)
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+
+
+# ------------------------------------------------------------------------------------------------ ray
+def _ray_judge(workload: Workload, spec: JudgeSpec, threads: int) -> JudgeResult:
+    set_threads(threads)
+    return run_judge(spec, workload)
+
+
+def _ray_cell(workload: Workload, spec: CellSpec, judge: JudgeResult, checkpoint: dict | None,
+              threads: int) -> CellResult:
+    set_threads(threads)
+    return run_cell(spec, workload, judge, checkpoint)
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise EmoaugError("--executor ray needs Ray: pip install -e '.[ray]' (or pip install 'ray>=2.9')") from None
+    return ray
+
+
+class RayExecutor:
+    """Ray tasks: on a local Ray instance (``jobs`` CPUs, loopback only) or the cluster at ``address``.
+    Each judge is a task; the cells of its (fold, seed) take its result as a dependency."""
+
+    name = "ray"
+
+    def __init__(self, parallelism: Parallelism, address: str | None = None, device: str = "cpu"):
+        self.jobs, self.threads, self.address = parallelism.jobs, parallelism.threads, address
+        self.gpus_per_task = 1 if device.startswith("cuda") else 0
+
+    def connect(self):
+        ray = import_ray()
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no telemetry from a benchmark run
+        if ray.is_initialized():
+            return ray, False
+        options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
+                   "configure_logging": True}
+        if self.address:
+            ray.init(address=self.address, **options)
+        else:
+            ray.init(num_cpus=self.jobs, _node_ip_address="127.0.0.1", **options)
+        return ray, True
+
+    def execute(self, jobs: Jobs) -> None:
+        ray, started = self.connect()
+        try:
+            self._execute(ray, jobs)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _execute(self, ray, jobs: Jobs) -> None:
+        judge_task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task)(_ray_judge)
+        cell_task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task)(_ray_cell)
+        workload = ray.put(jobs.workload)
+        judge_refs = {key: ray.put(result) for key, result in jobs.known_judges.items()}
+        pending = {}
+        for spec in jobs.judges:
+            ref = judge_task.remote(workload, spec, self.threads)
+            judge_refs[spec.key] = ref
+            pending[ref] = ("judge", spec)
+        for spec in jobs.cells:
+            ref = cell_task.remote(workload, spec, judge_refs[spec.judge_key], jobs.checkpoint(spec), self.threads)
+            pending[ref] = ("cell", spec)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    kind, _spec = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayTaskError as err:  # re-raise the task's own error, not Ray's wrapper
+                        raise (err.cause if isinstance(err.cause, Exception) else err) from None
+                    (jobs.on_judge if kind == "judge" else jobs.on_cell)(result)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+
+
+def make_executor(parallelism: Parallelism, *, ray_address: str | None = None, device: str = "cpu"):
+    if parallelism.executor == "process":
+        return ProcessExecutor(parallelism)
+    if parallelism.executor == "ray":
+        return RayExecutor(parallelism, ray_address, device)
+    return LocalExecutor(parallelism)

@@ -1,0 +1,207 @@
+"""The list of work a run asks for: judges and cells, each addressed by a hash of its content.
+
+A key hashes everything that determines the numbers it stands for -- the items' ids, content hashes
+(the manifest's sha1), labels and speakers per partition, the label set, the log-mel preset, the seed,
+the classifier settings, the generator's name, code version and fully resolved config, the protocols,
+the synthetic ratio and the cross-corpus test set -- and nothing about where it is written. Equal keys
+mean equal inputs, so a stored result is reused exactly when it is valid, whichever run made it.
+
+The :class:`Workload` is what a worker needs to compute any judge or cell of the run: the manifest, the
+unnormalised features, the folds and the resolved config. It is shipped to a worker once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..config import RunConfig
+from ..features import MelPreset, Normaliser, build_featureset
+from ..featureset import FeatureSet
+from ..splits import Fold
+from ..storage import stable_hash
+
+#: bump when run_cell/run_judge change what they compute or store (invalidates every stored cell)
+CELL_FORMAT = 1
+#: generator rows kept per emotion with each cell, for listening and spectrogram figures (reports/listen)
+EXAMPLES_PER_EMOTION = 3
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    """The real-only classifier of one (fold, seed): the ``none`` cell and the judge of generated rows."""
+
+    key: str
+    fold: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One (fold, seed, generator) cell: every arm of that generator on that fold and seed."""
+
+    key: str
+    generator: str
+    fold: int
+    seed: int
+    judge_key: str
+    checkpoint_key: str | None  # trainable generators only
+
+
+@dataclass
+class FoldData:
+    """Everything one (fold, seed) shares across generators, normalised with training-fold statistics."""
+
+    fold: Fold
+    seed: int
+    train: FeatureSet
+    val: FeatureSet
+    test: FeatureSet
+    normaliser: Normaliser
+    cross: FeatureSet | None = None  # --test-corpus items, normalised with this fold's statistics
+
+
+@dataclass
+class Workload:
+    """The inputs of every judge and cell of one run (picklable: shipped to process and Ray workers)."""
+
+    config: RunConfig
+    preset: MelPreset
+    labels: tuple[str, ...]
+    items: pd.DataFrame  # the manifest: item_id, path, emotion, speaker, sha1, ...
+    folds: list[Fold]
+    features: dict[str, np.ndarray]  # item_id -> unnormalised dB [S, n_mels, n_frames]
+    cross_items: pd.DataFrame | None = None
+    cross_features: dict[str, np.ndarray] | None = None
+    device: str = "cpu"
+    _fold_cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fold_cache"] = {}
+        return state
+
+    def fold(self, index: int) -> Fold:
+        return next(f for f in self.folds if f.index == index)
+
+    def fold_data(self, fold_index: int, seed: int) -> FoldData:
+        """The fold's normalised sets (the last one is kept: a worker often gets cells of one fold in a row)."""
+        key = (fold_index, seed)
+        if key not in self._fold_cache:
+            self._fold_cache.clear()
+            self._fold_cache[key] = self._build_fold_data(self.fold(fold_index), seed)
+        return self._fold_cache[key]
+
+    def normaliser(self, fold: Fold) -> Normaliser:
+        return Normaliser(self.preset.normalisation).fit([self.features[i] for i in fold.train])
+
+    def _build_fold_data(self, fold: Fold, seed: int) -> FoldData:
+        normaliser = self.normaliser(fold)
+        by_id = self.items.set_index("item_id", drop=False)
+        sets = {part: build_featureset({i: self.features[i] for i in getattr(fold, part)},
+                                       by_id.loc[getattr(fold, part)], self.labels, normaliser)
+                for part in ("train", "val", "test")}
+        cross = None
+        if self.cross_items is not None:
+            cross = build_featureset(self.cross_features, self.cross_items.set_index("item_id", drop=False),
+                                     self.labels, normaliser)
+        return FoldData(fold, seed, sets["train"], sets["val"], sets["test"], normaliser, cross=cross)
+
+
+# ------------------------------------------------------------------------------------------------ keys
+def content_of(items: pd.DataFrame, ids: list[str] | None = None) -> str:
+    """Hash of items' ids, audio content (sha1), labels and speakers: changes when any file changes."""
+    rows = items if ids is None else items.set_index("item_id", drop=False).loc[list(ids)]
+    columns = [c for c in ("item_id", "sha1", "emotion", "speaker") if c in rows.columns]
+    return stable_hash(sorted(map(list, rows[columns].astype(str).itertuples(index=False, name=None))))
+
+
+def data_key(workload: Workload) -> dict:
+    """What the rows of every fold are made of: label set, front end and normalisation."""
+    return {"labels": list(workload.labels), "preset": workload.preset.fingerprint(),
+            "normalisation": workload.preset.normalisation}
+
+
+def fold_content(workload: Workload, fold: Fold) -> dict:
+    return {"train": content_of(workload.items, fold.train), "val": content_of(workload.items, fold.val),
+            "test": content_of(workload.items, fold.test), "speaker_independent": fold.speaker_independent}
+
+
+def judge_key(workload: Workload, fold: Fold, seed: int) -> str:
+    classifier = workload.config.classifier
+    return stable_hash({"kind": "judge", "format": CELL_FORMAT, "data": data_key(workload),
+                        "fold": fold_content(workload, fold), "seed": seed,
+                        "classifier": classifier.__dict__ if classifier else None})
+
+
+def generator_identity(name: str, config: dict) -> dict:
+    """Name, code (class path and ``version``) and resolved config: what makes two generators the same."""
+    from ..generators import get_generator_class
+
+    cls = get_generator_class(name)
+    return {"name": name, "class": f"{cls.__module__}:{cls.__qualname__}", "version": str(cls.version),
+            "config": config}
+
+
+def checkpoint_key(workload: Workload, fold: Fold, seed: int, generator: str, config: dict) -> str:
+    """A trained generator depends on its training rows, seed and config only (not on the classifier)."""
+    return stable_hash({"kind": "checkpoint", "data": data_key(workload),
+                        "train": content_of(workload.items, fold.train), "seed": seed,
+                        "generator": generator_identity(generator, config)})
+
+
+def cross_content(workload: Workload) -> str | None:
+    return None if workload.cross_items is None else content_of(workload.cross_items)
+
+
+def generator_config(config: RunConfig, generator: str, seed: int) -> dict:
+    """The config a cell's generator is built with (the cell's seed added for generators that take one)."""
+    from ..generators import get_generator_class
+
+    resolved = dict(config.generator_configs.get(generator, {}))
+    if get_generator_class(generator).accepts_seed:
+        resolved["seed"] = seed
+    return resolved
+
+
+def cell_key(workload: Workload, judge: str, generator: str, seed: int) -> str:
+    from ..generators import get_generator_class
+
+    cfg = workload.config
+    payload = {"kind": "cell", "format": CELL_FORMAT, "judge": judge, "cross": cross_content(workload),
+               "generator": generator_identity(generator, generator_config(cfg, generator, seed))}
+    if not get_generator_class(generator).produces_nothing:  # the real-only cell has no protocol arms
+        payload.update({"protocols": sorted(p for p in cfg.protocols if p != "cross"),
+                        "synthetic_ratio": cfg.synthetic_ratio})
+    return stable_hash(payload)
+
+
+# ------------------------------------------------------------------------------------------------ plan
+@dataclass
+class Plan:
+    judges: list[JudgeSpec]
+    cells: list[CellSpec]  # in the order results are assembled: fold, seed, generator
+
+    def judge(self, key: str) -> JudgeSpec:
+        return next(j for j in self.judges if j.key == key)
+
+
+def plan_run(workload: Workload) -> Plan:
+    from ..generators import get_generator_class
+
+    cfg = workload.config
+    seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
+    judges, cells = [], []
+    for fold in workload.folds:
+        for seed in seeds:
+            jkey = judge_key(workload, fold, seed)
+            judges.append(JudgeSpec(jkey, fold.index, seed))
+            for generator in cfg.generators:
+                ckpt = None
+                if get_generator_class(generator).trainable:
+                    ckpt = checkpoint_key(workload, fold, seed, generator, generator_config(cfg, generator, seed))
+                cells.append(CellSpec(cell_key(workload, jkey, generator, seed), generator, fold.index, seed,
+                                      jkey, ckpt))
+    return Plan(judges, cells)

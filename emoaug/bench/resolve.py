@@ -1,0 +1,159 @@
+"""Options -> a fully resolved :class:`~emoaug.config.RunConfig` (the command line and ``benchmarks/`` scripts
+both call :func:`resolve_run_config`). Every option error is a one-line :class:`EmoaugError`, raised before
+any audio is read: generator options are checked by building each generator from its resolved config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+
+from ..config import PROTOCOLS, RunConfig, get_profile, resolve_classifier
+from ..errors import EmoaugError
+
+log = logging.getLogger("emoaug")
+
+DEFAULT_GENERATORS = "none,specaugment"
+BASELINE_OFF = "off"
+
+
+def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = None, labels: str = "6class",
+                       gen: str | Sequence[str] = DEFAULT_GENERATORS, gen_opt: Sequence[str] = (),
+                       protocol: str = "augment,clarity", test_corpus: str | None = None,
+                       test_data_root: str | None = None, baseline_gen: str = "dcgan", profile: str = "quick",
+                       classifier: str | None = None, preset: str | None = None, split: str = "kfold",
+                       folds: int | None = None, seeds: int | None = None, seed: int = 0,
+                       synthetic_ratio: float | None = None, epochs: int | None = None, device: str = "auto",
+                       executor: str = "auto", jobs: int = 0, threads: int = 0, ray_address: str | None = None,
+                       on_bad_file: str = "skip", out: str = "runs", run_name: str | None = None,
+                       cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
+                       tracking_uri: str | None = None) -> RunConfig:
+    """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...)."""
+    from .executors import resolve_parallelism
+
+    chosen = get_profile(profile)
+    generators = parse_generators(gen)
+    protocols = parse_protocols(protocol, test_corpus)
+    baseline = None if baseline_gen == BASELINE_OFF else baseline_gen
+    generators = complete_generators(generators, protocols, baseline)
+    n_folds = chosen.n_folds if folds is None else folds
+    n_seeds = chosen.n_seeds if seeds is None else seeds
+    ratio = chosen.synthetic_ratio if synthetic_ratio is None else synthetic_ratio
+    if n_folds < 2:
+        raise EmoaugError(f"--folds must be >= 2, got {n_folds}")
+    if n_seeds < 1:
+        raise EmoaugError(f"--seeds must be >= 1, got {n_seeds}")
+    if not (ratio >= 0 and math.isfinite(ratio)):
+        raise EmoaugError(f"--synthetic-ratio must be a finite number >= 0, got {synthetic_ratio}")
+    if on_bad_file not in ("skip", "fail"):
+        raise EmoaugError(f"--on-bad-file: choose skip or fail, got {on_bad_file!r}")
+    from ..features import get_preset
+
+    get_preset(preset or chosen.preset)  # an unknown preset fails before any audio is read
+    resolved_device = resolve_device_name(device)
+    parallel = resolve_parallelism(executor, jobs, threads, resolved_device)
+    if parallel.executor == "ray":
+        from .executors import import_ray
+
+        import_ray()  # not installed: a one-line error now, not after the corpus is read
+    return RunConfig(
+        corpus=corpus, data_root=data_root, labels=labels, generators=generators,
+        generator_configs=resolve_generator_configs(generators, chosen.name, list(gen_opt)), protocols=protocols,
+        test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline,
+        profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
+        seed=seed, synthetic_ratio=float(ratio), classifier=resolve_classifier(chosen, classifier, epochs),
+        device=resolved_device, on_bad_file=on_bad_file, out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
+        run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
+        ray_address=ray_address, store_dir=store, fresh=bool(fresh),
+    )
+
+
+def resolve_device_name(spec: str) -> str:
+    from ..devices import resolve_device
+
+    return str(resolve_device(spec))
+
+
+def parse_generators(gen: str | Sequence[str]) -> list[str]:
+    names = gen.split(",") if isinstance(gen, str) else list(gen)
+    generators = [name.strip() for name in names if name.strip()]
+    if not generators:
+        raise EmoaugError("--gen: give at least one generator name")
+    if len(set(generators)) != len(generators):
+        raise EmoaugError(f"--gen: a generator is named twice in {gen!r}")
+    return generators
+
+
+def parse_protocols(text: str, test_corpus: str | None) -> list[str]:
+    """``--protocol`` as a list; ``none`` keeps only the real and real+synthetic arms."""
+    protocols = [name.strip() for name in text.split(",") if name.strip() and name.strip() != "none"]
+    unknown = [name for name in protocols if name not in PROTOCOLS]
+    if unknown:
+        raise EmoaugError(f"--protocol: unknown protocol {unknown[0]!r} (choose from {', '.join(PROTOCOLS)})")
+    if test_corpus and "cross" not in protocols:
+        protocols.append("cross")
+    if "cross" in protocols and not test_corpus:
+        raise EmoaugError("--protocol cross needs --test-corpus NAME (and --test-data-root for a real corpus)")
+    return list(dict.fromkeys(protocols))
+
+
+def complete_generators(generators: list[str], protocols: list[str], baseline: str | None) -> list[str]:
+    """``none`` first (it is the judge, trained in every cell anyway, and every comparison's reference); with
+    the clarity protocol and a trainable generator, the baseline generator of Kim & Lee Tables 10-11."""
+    from ..generators import get_generator_class
+
+    classes = {name: get_generator_class(name) for name in generators}
+    completed = ["none", *[name for name in generators if name != "none"]]
+    if "none" not in generators:
+        log.info("--gen: added `none` (the real-only reference every generator is compared with)")
+    wants_baseline = "clarity" in protocols and any(c.trainable for n, c in classes.items() if n != baseline)
+    if baseline and wants_baseline and baseline not in completed:
+        get_generator_class(baseline)  # a clear error for a typo in --baseline-gen
+        completed.insert(1, baseline)
+        log.info("--gen: added %s, the baseline of Kim & Lee Tables 10-11 (--baseline-gen off skips it)", baseline)
+    return completed
+
+
+def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict]:
+    """``["diffusion.steps=50"]`` -> ``{"diffusion": {"steps": 50}}``; names must be among --gen."""
+    parsed: dict[str, dict] = {}
+    for option in options:
+        target, sep, raw = option.partition("=")
+        name, dot, key = target.rpartition(".")
+        if not (sep and dot and name and key):
+            raise EmoaugError(f"--gen-opt: expected GEN.KEY=VALUE, got {option!r}")
+        if name not in generators:
+            raise EmoaugError(f"--gen-opt: {name!r} is not among --gen ({', '.join(generators)})")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parsed.setdefault(name, {})[key] = value
+    return parsed
+
+
+def resolve_generator_configs(generators: list[str], profile: str, options: list[str]) -> dict[str, dict]:
+    """Each generator's profile defaults (model size, steps) overridden by --gen-opt, fully spelled out.
+
+    Each generator is built once from its config (constructors take config only and do no work), so an
+    unknown or ill-typed option fails here; the recorded config is the generator's own resolved one.
+    """
+    from ..generators import get_generator_class
+
+    overrides = parse_gen_opts(options, generators)
+    configs = {}
+    for name in generators:
+        cls = get_generator_class(name)
+        config = {**cls.profile_config(profile), **overrides.get(name, {})}
+        try:
+            built = cls(**config)
+        except EmoaugError as err:
+            raise EmoaugError(f"--gen-opt: {err}") from None
+        except (TypeError, ValueError) as err:
+            raise EmoaugError(f"--gen-opt: generator {name!r} rejects its options ({err})") from None
+        resolved = built.get_config()
+        resolved.pop("seed", None)  # each cell sets its own seed
+        configs[name] = resolved
+    return configs

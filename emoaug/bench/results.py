@@ -1,0 +1,121 @@
+"""A run's results: tidy frames assembled from its cells, written to and read back from the run folder.
+
+``report`` re-renders from these files alone (:func:`load_result`); nothing here trains or predicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+
+from .. import metrics
+from .. import storage as io
+from ..config import ClassifierSettings, RunConfig
+from ..errors import EmoaugError
+from .aggregate import arm_comparisons, generator_summary
+from .arms import ARMS, MAIN
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    config: RunConfig
+    labels: tuple[str, ...]
+    predictions: pd.DataFrame  # one row per (generator, arm, seed, fold, test item)
+    fold_metrics: pd.DataFrame  # one row per (generator, arm, seed, fold, metric)
+    summary: pd.DataFrame  # one row per (generator, arm, metric): pooled, fold_mean, fold_std
+    confusions: dict[str, pd.DataFrame]  # generator -> row-normalised percent of the main arm
+    quality: pd.DataFrame  # one row per (generator, seed, fold, emotion, measure)
+    timings: pd.DataFrame  # one row per (generator, seed, fold)
+    generators: pd.DataFrame  # one row per generator: metrics, quality, cost (emoaug.bench.aggregate)
+    arm_confusions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (generator, arm), not main
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired vs none (emoaug.bench.aggregate)
+
+
+
+def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tuple[str, ...]) -> RunResult:
+    """Turn cells (fresh or stored) into tidy metric tables and write them into the run folder."""
+    predictions = pd.concat([c.predictions for c in cells], ignore_index=True)
+    quality_parts = [c.quality for c in cells if not c.quality.empty]
+    quality = pd.concat(quality_parts, ignore_index=True) if quality_parts else pd.DataFrame(
+        columns=["generator", "seed", "fold", "emotion", "measure", "value"])
+    timings = pd.DataFrame([{"generator": c.meta["generator"], "seed": c.meta["seed"], "fold": c.meta["fold"],
+                             **{f"{k}_s": v for k, v in c.meta["seconds"].items()},
+                             "n_synthetic_rows": c.meta["n_synthetic_rows"]} for c in cells])
+    fold_metrics = fold_level_metrics(predictions, labels)
+    summary = metrics.summarise(predictions, labels, by=("generator", "arm"))
+    all_confusions = {key: metrics.confusion_percent(p["y_true"], p["y_pred"], labels)
+                      for key, p in predictions.groupby(["generator", "arm"], sort=False)}
+    confusions = {g: table for (g, arm), table in all_confusions.items() if arm == MAIN}
+    arm_confusions = {key: table for key, table in all_confusions.items() if key[1] != MAIN}
+    run = Path(run_dir)
+    io.write_csv(run / "predictions.csv", predictions)
+    io.write_csv(run / "fold_metrics.csv", fold_metrics)
+    io.write_csv(run / "summary.csv", summary)
+    io.write_csv(run / "quality.csv", quality)
+    io.write_csv(run / "timings.csv", timings)
+    generators = generator_summary(summary[summary["arm"] == MAIN], quality, timings,
+                                   fold_metrics[fold_metrics["arm"] == MAIN])
+    io.write_csv(run / "generators.csv", generators)
+    comparisons = arm_comparisons(fold_metrics)
+    io.write_csv(run / "comparisons.csv", comparisons)
+    for generator, table in confusions.items():
+        io.write_csv(run / "confusion" / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
+    for (generator, arm), table in arm_confusions.items():
+        io.write_csv(run / "confusion" / arm / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
+    return RunResult(run, config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
+                     generators, arm_confusions, comparisons)
+
+
+STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
+
+
+def load_result(run_dir: Path) -> RunResult:
+    """A finished run's results from its folder alone (what ``report`` re-renders; nothing is recomputed)."""
+    run_dir = Path(run_dir)
+    missing = [name for name in ("config.json", *STORED_RESULTS) if not (run_dir / name).exists()]
+    if missing:
+        raise EmoaugError(f"{run_dir}: no stored results ({', '.join(missing)} missing); "
+                          "run the benchmark to the end first")
+    stored = io.read_json(run_dir / "config.json")
+    config = run_config_from_dict(stored)
+    labels = tuple(stored["labels_resolved"])
+    frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
+    for name in ("predictions.csv", "fold_metrics.csv", "summary.csv"):
+        if "arm" not in frames[name].columns:  # runs stored before arms existed had the main arm only
+            frames[name].insert(1, "arm", MAIN)
+
+    def confusion(path: Path) -> pd.DataFrame:
+        return pd.read_csv(path).set_index("true").rename_axis(columns="predicted")
+
+    confusions, arm_confusions = {}, {}
+    for generator in frames["generators.csv"]["generator"]:
+        confusions[generator] = confusion(run_dir / "confusion" / f"{io.safe_name(generator)}.csv")
+        for arm in ARMS[1:]:
+            path = run_dir / "confusion" / arm / f"{io.safe_name(generator)}.csv"
+            if path.exists():
+                arm_confusions[(generator, arm)] = confusion(path)
+    comparisons_path = run_dir / "comparisons.csv"  # absent from runs stored before it existed
+    comparisons = pd.read_csv(comparisons_path) if comparisons_path.exists() else pd.DataFrame()
+    return RunResult(run_dir, config, labels, frames["predictions.csv"], frames["fold_metrics.csv"],
+                     frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
+                     frames["generators.csv"], arm_confusions, comparisons)
+
+
+def run_config_from_dict(stored: dict) -> RunConfig:
+    values = {f.name: stored[f.name] for f in fields(RunConfig) if f.name in stored}
+    if values.get("classifier") is not None:
+        values["classifier"] = ClassifierSettings(**values["classifier"])
+    return RunConfig(**values)
+
+
+def fold_level_metrics(predictions: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
+    rows = []
+    keys = ["generator", "arm", "seed", "fold"]
+    for (generator, arm, seed, fold), part in predictions.groupby(keys, sort=False):
+        values = metrics.classification_metrics(part["y_true"], part["y_pred"], labels)
+        rows += [{"generator": generator, "arm": arm, "seed": seed, "fold": fold, "metric": k, "value": v}
+                 for k, v in values.items()]
+    return pd.DataFrame(rows)
