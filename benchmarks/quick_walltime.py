@@ -9,7 +9,7 @@ synthetic-only classifier per generator cell). ``--seeds`` and ``--protocol`` ar
 the original configuration (``--seeds 1 --protocol none``) and
 the current default (no flags) can be measured; the printout names what ran.
 
-The run goes to a temporary output folder, so no finished cell is reused. By default it also uses a
+The run goes to a temporary output folder and a temporary cell store, so no finished cell is reused. By default it also uses a
 temporary cache, so nothing is reused at all: the embedded corpus is synthesised, its features
 extracted and every generator trained from scratch, as on a fresh machine. ``--keep-cache`` uses the
 normal cache instead (corpus and features reused; trained generators reused too, which then measures
@@ -54,7 +54,8 @@ def main() -> int:
         if runs.exists() and any(runs.iterdir()):
             parser.error(f"--out {runs} is not empty: finished cells there would be reused")
         command = [sys.executable, str(ROOT / "run_bench.py"), "--gen", args.gen, "--corpus", args.corpus,
-                   "--profile", args.profile, "--out", str(runs), "--no-mlflow"]
+                   "--profile", args.profile, "--out", str(runs), "--store", str(Path(tmp) / "store"),
+                   "--no-mlflow"]
         if args.data_root:
             command += ["--data-root", args.data_root]
         for flag, value in (("--seeds", args.seeds), ("--protocol", args.protocol)):

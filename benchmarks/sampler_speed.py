@@ -28,10 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from emoaug.bench.cli import build_config, run_parser  # noqa: E402
-from emoaug.bench.runner import Benchmark  # noqa: E402
+from emoaug.bench.cells import fit_generator, load_judge, run_judge  # noqa: E402
+from emoaug.bench.plan import plan_run  # noqa: E402
+from emoaug.bench.resolve import resolve_run_config  # noqa: E402
+from emoaug.bench.runner import default_run_dir, prepare_workload  # noqa: E402
 from emoaug.quality import frechet_distance  # noqa: E402
-from emoaug.splits import make_splits  # noqa: E402
 
 SPEED_TARGET = 15.0  # DDIM-50 at least this many times faster than DDPM-1000
 FD_TOLERANCE = 0.10  # |FD_ddim / FD_ddpm - 1| at most this
@@ -52,18 +53,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def fitted_parts(args: argparse.Namespace, out_dir: str):
-    """The runner's fold-0 data, real-only judge and fitted diffusion generator."""
-    cli = ["--corpus", args.corpus, "--profile", args.profile, "--gen", "diffusion", "--out", out_dir,
-           *[x for opt in args.gen_opt for x in ("--gen-opt", opt)]]
-    if args.data_root:
-        cli += ["--data-root", args.data_root]
-    bench = Benchmark(build_config(run_parser().parse_args(cli)))
-    scan = bench.load()
-    folds = make_splits(scan.items, bench.config.split, n_folds=bench.config.n_folds, seed=bench.config.seed)
-    data = bench.fold_data(folds[0], bench.config.seed, bench.features(scan), scan.items, scan.labels)
-    judge = bench.judge(data)
-    generator, fit_seconds, restored = bench.fit_generator("diffusion", data)
-    return data, judge, generator, fit_seconds, restored
+    """The run's fold-0 data, real-only judge and fitted diffusion generator (trained here, not restored)."""
+    config = resolve_run_config(corpus=args.corpus, data_root=args.data_root, profile=args.profile, gen="diffusion",
+                                gen_opt=args.gen_opt, out=out_dir, executor="local", threads=args.threads)
+    workload, _ = prepare_workload(config, default_run_dir(config))
+    plan = plan_run(workload)
+    judge_spec = plan.judges[0]
+    judged = run_judge(judge_spec, workload)
+    cell = next(c for c in plan.cells if c.judge_key == judge_spec.key and c.generator == "diffusion")
+    data = workload.fold_data(cell.fold, cell.seed)
+    generator, fit_seconds, _ = fit_generator(cell, workload, data, checkpoint=None)
+    return data, load_judge(judged.state, workload), generator, fit_seconds, False
 
 
 def measure(generator, judge, reference: np.ndarray, request: dict[str, int], seed: int = 0, **sampling) -> dict:
