@@ -245,7 +245,7 @@ def command_list(args: argparse.Namespace) -> int:
     from .classifiers import available_classifiers
     from .config import PROFILES
     from .datasets import available_corpora
-    from .features import PRESETS
+    from .presets import PRESETS
     from .generators import available_generators
 
     listing = {

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from emoaug.cli import main
-from emoaug.bench.executors import resolve_parallelism
+from emoaug.bench.parallelism import resolve_parallelism
 from emoaug.errors import EmoaugError
 from tests.helpers import emotion_signal, make_emodb, write_wav
 

@@ -30,14 +30,18 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        on_bad_file: str = "skip", out: str = "runs", run_name: str | None = None,
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
                        tracking_uri: str | None = None) -> RunConfig:
-    """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...)."""
-    from .executors import resolve_parallelism
+    """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
+
+    Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
+    then generators are built from their resolved options and the device is checked.
+    """
+    from ..presets import get_preset
+    from .parallelism import resolve_parallelism
 
     chosen = get_profile(profile)
-    generators = parse_generators(gen)
+    names = parse_generators(gen)
     protocols = parse_protocols(protocol, test_corpus)
     baseline = None if baseline_gen == BASELINE_OFF else baseline_gen
-    generators = complete_generators(generators, protocols, baseline)
     n_folds = chosen.n_folds if folds is None else folds
     n_seeds = chosen.n_seeds if seeds is None else seeds
     ratio = chosen.synthetic_ratio if synthetic_ratio is None else synthetic_ratio
@@ -49,9 +53,19 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         raise EmoaugError(f"--synthetic-ratio must be a finite number >= 0, got {synthetic_ratio}")
     if on_bad_file not in ("skip", "fail"):
         raise EmoaugError(f"--on-bad-file: choose skip or fail, got {on_bad_file!r}")
-    from ..features import get_preset
+    check_device_syntax(device)
+    get_preset(preset or chosen.preset)
+    classifier_settings = resolve_classifier(chosen, classifier, epochs)
+    check_label_set(labels)
+    check_generator_names([*names, *([baseline] if baseline else [])])
+    check_corpus(corpus, data_root, "--corpus")
+    if test_corpus:
+        check_corpus(test_corpus, test_data_root, "--test-corpus")
+    parse_gen_opts(list(gen_opt), complete_generators_by_name(names, protocols, baseline))
 
-    get_preset(preset or chosen.preset)  # an unknown preset fails before any audio is read
+    # from here on generator modules (and torch) are imported
+    generators = complete_generators(names, protocols, baseline)
+    generator_configs = resolve_generator_configs(generators, chosen.name, list(gen_opt))
     resolved_device = resolve_device_name(device)
     parallel = resolve_parallelism(executor, jobs, threads, resolved_device)
     if parallel.executor == "ray":
@@ -60,14 +74,51 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         import_ray()  # not installed: a one-line error now, not after the corpus is read
     return RunConfig(
         corpus=corpus, data_root=data_root, labels=labels, generators=generators,
-        generator_configs=resolve_generator_configs(generators, chosen.name, list(gen_opt)), protocols=protocols,
+        generator_configs=generator_configs, protocols=protocols,
         test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline,
         profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
-        seed=seed, synthetic_ratio=float(ratio), classifier=resolve_classifier(chosen, classifier, epochs),
+        seed=seed, synthetic_ratio=float(ratio), classifier=classifier_settings,
         device=resolved_device, on_bad_file=on_bad_file, out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh),
     )
+
+
+def check_device_syntax(spec: str) -> None:
+    import re
+
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(spec).strip().lower()):
+        raise EmoaugError(f"--device: unknown device {spec!r} (use auto, cpu, cuda or cuda:N)")
+
+
+def check_label_set(labels: str) -> None:
+    from ..labels import LABEL_SETS
+
+    if labels != "all" and labels not in LABEL_SETS:
+        raise EmoaugError(f"--labels: unknown label set {labels!r} (choose from {', '.join([*LABEL_SETS, 'all'])})")
+
+
+def check_generator_names(names: list[str]) -> None:
+    from ..generators import available_generators, generator_exists
+
+    for name in names:
+        if not generator_exists(name):
+            raise EmoaugError(f"--gen: unknown generator {name!r} (available: {', '.join(available_generators())})")
+
+
+def check_corpus(name: str, root: str | None, option: str) -> None:
+    """A known corpus whose folder exists (the embedded corpus makes itself later)."""
+    from ..datasets import corpus_module, resolve_root
+
+    module = corpus_module(name)
+    if not (root is None and name == "synthetic"):
+        resolve_root(name, root, module)
+
+
+def complete_generators_by_name(names: list[str], protocols: list[str], baseline: str | None) -> list[str]:
+    """Every generator a run may get (before knowing which are trainable): for checking ``--gen-opt`` targets."""
+    extra = [baseline] if baseline and "clarity" in protocols else []
+    return list(dict.fromkeys(["none", *names, *extra]))
 
 
 def resolve_device_name(spec: str) -> str:

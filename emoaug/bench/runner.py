@@ -30,7 +30,8 @@ from ..features import FeatureCache, default_cache_root, extract_features, get_p
 from ..splits import SPEAKER_INDEPENDENT, audit_splits, make_splits, save_splits
 from .arms import MAIN
 from .cells import CellResult, JudgeResult
-from .executors import Jobs, Parallelism, make_executor
+from .executors import Jobs, make_executor
+from .parallelism import Parallelism
 from .plan import CellSpec, Plan, Workload, plan_run
 from .results import RunResult, assemble_results
 from .store import CellStore

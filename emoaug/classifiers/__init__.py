@@ -1,33 +1,46 @@
-"""Fixed SER classifiers (CNN-BLSTM, ResNet-50) and the shared training loop."""
+"""Fixed SER classifiers (CNN-BLSTM, ResNet-50) and the shared training loop.
+
+The names are importable without torch (``available_classifiers`` answers instantly for the CLI); the
+classes and functions load their modules on first use.
+"""
 
 from __future__ import annotations
 
-from .cnn_blstm import CNNBLSTM, cnn_blstm
-from .resnet import MelResNet, resnet50
-from .training import (
-    BUILDERS,
-    SERClassifier,
-    TrainConfig,
-    aggregate_items,
-    available_classifiers,
-    balanced_class_weights,
-    build_model,
-    deterministic_algorithms,
-    get_builder,
-)
+import importlib
+import sys
 
-__all__ = [
-    "BUILDERS",
-    "CNNBLSTM",
-    "MelResNet",
-    "SERClassifier",
-    "TrainConfig",
-    "aggregate_items",
-    "available_classifiers",
-    "balanced_class_weights",
-    "build_model",
-    "cnn_blstm",
-    "deterministic_algorithms",
-    "get_builder",
-    "resnet50",
-]
+#: the keys of ``training.BUILDERS`` (a test keeps the two equal)
+CLASSIFIER_NAMES = ("cnn_blstm", "resnet50")
+
+_LAZY = {
+    "CNNBLSTM": ".cnn_blstm",
+    "cnn_blstm": ".cnn_blstm",
+    "MelResNet": ".resnet",
+    "resnet50": ".resnet",
+    **{name: ".training" for name in ("BUILDERS", "SERClassifier", "TrainConfig", "aggregate_items",
+                                      "balanced_class_weights", "build_model", "deterministic_algorithms",
+                                      "get_builder")},
+}
+
+__all__ = ["CLASSIFIER_NAMES", "available_classifiers", *_LAZY]
+
+
+def available_classifiers() -> list[str]:
+    return sorted(CLASSIFIER_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    importlib.import_module(_LAZY[name], __name__)
+    _bind_loaded()
+    return globals()[name]
+
+
+def _bind_loaded() -> None:
+    """Bind every lazy name whose module is loaded. Importing the submodule ``cnn_blstm`` makes the package
+    attribute of that name the module; the builder function of the same name must win, as it always did."""
+    for attr, module_name in _LAZY.items():
+        module = sys.modules.get(__name__ + module_name)
+        if module is not None and hasattr(module, attr):
+            globals()[attr] = getattr(module, attr)

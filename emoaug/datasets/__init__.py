@@ -18,7 +18,6 @@ from types import ModuleType, SimpleNamespace
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..audio import probe_audio
 from ..errors import BadAudioError, EmoaugError
 from ..labels import resolve_labels
 from .base import MANIFEST_COLUMNS, CorpusScan
@@ -126,6 +125,8 @@ def _apply_label_set(module, records: list[dict], labels: str) -> tuple[list[dic
 
 
 def _probe_all(records: list[dict], name: str, progress: bool, on_bad_file: str) -> tuple[list[dict], list[dict]]:
+    from ..audio import probe_audio  # librosa: imported when a corpus is read, not when the CLI starts
+
     show = progress and sys.stderr.isatty()
     usable, skipped = [], []
     for record in tqdm(records, desc=f"probing {name}", unit="file", disable=not show):

@@ -1,14 +1,31 @@
-"""Generator registry: built-ins, the ``emoaug.generators`` entry-point group and ``module:Class`` paths."""
+"""Generator registry: built-ins, the ``emoaug.generators`` entry-point group and ``module:Class`` paths.
+
+Names are known without importing anything heavy: built-ins by module path, plugins by entry point. A
+generator's module (and torch) is imported only when the generator is asked for, so listing and option
+errors answer instantly.
+"""
 
 from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
 from ..errors import EmoaugError
-from .base import Generator
+
+if TYPE_CHECKING:
+    from .base import Generator
 
 ENTRY_POINT_GROUP = "emoaug.generators"
+#: built-in name -> module that defines (and registers) it
+BUILTIN_MODULES = {
+    "none": "emoaug.generators.none",
+    "specaugment": "emoaug.generators.specaugment",
+    "vae": "emoaug.generators.vae",
+    "dcgan": "emoaug.generators.dcgan",
+    "cyclegan": "emoaug.generators.cyclegan",
+    "diffusion": "emoaug.generators.diffusion",
+}
 _BUILTIN: dict[str, type[Generator]] = {}
 
 
@@ -23,7 +40,12 @@ def _plugins() -> dict[str, object]:
 
 
 def available_generators() -> list[str]:
-    return sorted({*_BUILTIN, *_plugins()})
+    return sorted({*BUILTIN_MODULES, *_plugins()})
+
+
+def generator_exists(name: str) -> bool:
+    """Whether ``name`` is a built-in, a plugin or an import path, without importing it."""
+    return name in BUILTIN_MODULES or ":" in name or name in _plugins()
 
 
 def _import_path(spec: str) -> type[Generator]:
@@ -37,7 +59,11 @@ def _import_path(spec: str) -> type[Generator]:
 
 def get_generator_class(name: str) -> type[Generator]:
     """Resolve a built-in name, a plugin entry point or an import path ``pkg.module:Class``."""
-    if name in _BUILTIN:
+    from .base import Generator
+
+    if name in BUILTIN_MODULES:
+        if name not in _BUILTIN:
+            importlib.import_module(BUILTIN_MODULES[name])
         cls = _BUILTIN[name]
     elif ":" in name:
         cls = _import_path(name)
@@ -52,7 +78,3 @@ def get_generator_class(name: str) -> type[Generator]:
 
 def make_generator(name: str, **config) -> Generator:
     return get_generator_class(name)(**config)
-
-
-# Built-ins register themselves on import.
-from . import cyclegan, dcgan, diffusion, none, specaugment, vae  # noqa: E402,F401
