@@ -37,7 +37,8 @@ def test_every_generator_runs_on_the_embedded_corpus(tmp_path, capsys):
     assert (run_dir / "figures" / "recall_per_emotion.png").stat().st_size > 1000
     mad = pd.read_csv(run_dir / "tables" / "malik2023_table01.csv").set_index("emotion")
     assert list(mad.index) == ["neutral", "happy", "sad", "angry", "fear", "disgust", "total"]
-    assert mad.loc["total", "MAD diffusion"] == pytest.approx(mad.loc[mad.index[:-1], "MAD diffusion"].sum())
+    # the table holds 4 decimals: the total of the unrounded values may differ from the sum of the rounded ones
+    assert mad.loc["total", "MAD diffusion"] == pytest.approx(mad.loc[mad.index[:-1], "MAD diffusion"].sum(), abs=4e-4)
     audit = json.loads((run_dir / "leakage_audit.json").read_text())
     audited = {check["what"] for check in audit["checks"]}
     assert audit["passed"] and {"normaliser", "generator 'diffusion'",

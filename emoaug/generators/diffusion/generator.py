@@ -217,7 +217,9 @@ class DiffusionGenerator(NeuralGenerator):
     SAMPLING_KEYS = ("mode", "enhance_t0", "sampler", "sampling_steps", "eta", "spacing", "ddpm_variance",
                      "clip_x0", "guidance_scale", "sample_batch_size")
     PROFILE_DEFAULTS = {
-        "smoke": {"base_channels": 8, "channel_mults": (1, 2), "patch_size": 4, "cond_dim": 16,
+        # patch 8: the middle block's self-attention over (mel, frame) positions is quadratic in them; at patch 4
+        # it took most of a smoke cell's time (wiring checks need it run, not large)
+        "smoke": {"base_channels": 8, "channel_mults": (1, 2), "patch_size": 8, "cond_dim": 16,
                   "style_channels": 4, "style_dim": 8, "ser_channels": 8, "ser_lstm_hidden": 8, "ser_epochs": 1,
                   "train_steps": 4, "batch_size": 8, "warmup_steps": 1, "sampling_steps": 4, "ema_decay": 0.0},
         "quick": {k: v for k, v in DEFAULTS.items() if k != "seed"},
