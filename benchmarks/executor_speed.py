@@ -20,27 +20,19 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import clean_env, time_run_bench
+
 DEFAULT_TARGET_S = 5 * 60
 SPEEDUP_TARGET = 1.5
 LOAD_SLOWDOWN_TARGET = 2.5
 
 
 def run(extra: list[str], store: Path, out: Path, env: dict) -> float:
-    command = [sys.executable, str(ROOT / "run_bench.py"), "--out", str(out), "--store", str(store), "--no-mlflow",
-               "--quiet", *extra]
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"run failed ({done.returncode}): {' '.join(command)}")
-    return seconds
+    return time_run_bench(["--out", str(out), "--store", str(store), "--no-mlflow", "--quiet", *extra], env)
 
 
 def burn(stop) -> None:
@@ -56,7 +48,7 @@ def main() -> int:
     parser.add_argument("--only", choices=("default", "jobs", "load"), default=None)
     parser.add_argument("--args", default="", help="extra run_bench.py arguments for every run (e.g. --seeds 1)")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("EMOAUG_EXECUTOR", "EMOAUG_THREADS")}
+    env = clean_env()
     extra = args.args.split()
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

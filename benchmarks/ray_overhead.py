@@ -13,31 +13,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import clean_env, time_run_bench
+
 OVERHEAD_TARGET_S = 30.0
 
 
 def run(extra: list[str], tmp: Path, name: str, env: dict) -> float:
-    command = [sys.executable, str(ROOT / "run_bench.py"), "--profile", "smoke", "--out", str(tmp / name),
-               "--store", str(tmp / f"store-{name}"), "--no-mlflow", "--quiet", *extra]
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise SystemExit(f"run failed ({done.returncode}): {' '.join(command)}")
-    return time.perf_counter() - start
+    return time_run_bench(["--profile", "smoke", "--out", str(tmp / name), "--store", str(tmp / f"store-{name}"),
+                           "--no-mlflow", "--quiet", *extra], env)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--args", default="--gen none,specaugment,dcgan", help="extra run_bench.py arguments")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("EMOAUG_EXECUTOR", "EMOAUG_THREADS")}
+    env = clean_env()
     extra = args.args.split()
     cores = len(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory() as tmp:

@@ -15,25 +15,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import clean_env, time_run_bench
+
 TARGET = 1.2
 
 
 def run(gen: str, out: Path, store: Path, extra: list[str], env: dict) -> float:
-    command = [sys.executable, str(ROOT / "run_bench.py"), "--gen", gen, "--out", str(out), "--store", str(store),
-               "--no-mlflow", "--quiet", "--executor", "local", *extra]
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise SystemExit(f"run failed ({done.returncode}): {' '.join(command)}")
-    return time.perf_counter() - start
+    return time_run_bench(["--gen", gen, "--out", str(out), "--store", str(store), "--no-mlflow", "--quiet",
+                           "--executor", "local", *extra], env)
 
 
 def main() -> int:
@@ -42,7 +35,7 @@ def main() -> int:
     parser.add_argument("--add", default="vae")
     parser.add_argument("--args", default="--profile quick --seeds 1", help="extra run_bench.py arguments")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("EMOAUG_EXECUTOR", "EMOAUG_THREADS")}
+    env = clean_env()
     extra = args.args.split()
     with tempfile.TemporaryDirectory() as tmp:
         tmp, store = Path(tmp), Path(tmp) / "store"

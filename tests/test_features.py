@@ -14,7 +14,6 @@ import soundfile as sf
 import torch
 
 import emoaug.audio
-import emoaug.features as features
 from emoaug.errors import EmoaugError
 from emoaug.features import (
     PRESETS,

@@ -237,7 +237,8 @@ def record_cells(run_dir: Path, plan: Plan, cells: list[CellResult], store: Cell
     """What this run used, so that its folder stands alone: keys, a copy of every cell's files, the leakage
     audit gathered from them and the example rows of the first fold and base seed."""
     copies = run_dir / "cells"
-    shutil.rmtree(copies, ignore_errors=True)  # cells of an earlier run with other inputs are not ours
+    for stale in (copies, run_dir / EXAMPLES_DIR):  # an earlier run into this folder may have had other inputs
+        shutil.rmtree(stale, ignore_errors=True)
     index, audit = [], []
     first_fold = min(spec.fold for spec in plan.cells)
     base_seed = min(spec.seed for spec in plan.cells)
