@@ -53,6 +53,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         raise EmoaugError(f"--synthetic-ratio must be a finite number >= 0, got {synthetic_ratio}")
     if on_bad_file not in ("skip", "fail"):
         raise EmoaugError(f"--on-bad-file: choose skip or fail, got {on_bad_file!r}")
+    check_out_dir(out)
     check_device_syntax(device)
     get_preset(preset or chosen.preset)
     classifier_settings = resolve_classifier(chosen, classifier, epochs)
@@ -82,6 +83,19 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh),
     )
+
+
+def check_out_dir(out: str) -> None:
+    """``--out`` must be a folder (or not exist yet) that this process can write into."""
+    import os
+    from pathlib import Path
+
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise EmoaugError(f"--out: {path} is a file, not a folder")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise EmoaugError(f"--out: cannot write into {existing}")
 
 
 def check_device_syntax(spec: str) -> None:

@@ -119,8 +119,9 @@ class CellStore:
         try:
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # truncated or corrupt: move it aside and recompute
+            # (torch's own message may suggest weights_only=False, i.e. running untrusted pickles: not shown)
             aside = path.with_name(path.name + ".corrupt")
-            log.warning("%s is unreadable (%s); moved aside to %s and recomputing", path,
-                        str(err).splitlines()[0][:200], aside.name)
+            log.warning("%s is unreadable (%s: truncated or corrupt); moved aside to %s and recomputing", path,
+                        type(err).__name__, aside.name)
             path.replace(aside)
             return None

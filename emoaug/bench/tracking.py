@@ -84,6 +84,9 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # An unreachable tracking server must fail in seconds, not stall the end of a run for minutes of retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     import mlflow  # noqa: F401  (mlflow sets its logger levels on import; override them afterwards)
 
     for name in ("mlflow", "alembic", "sqlalchemy"):

@@ -1,0 +1,109 @@
+"""Damaged stored results and hostile options: a one-line message, recomputation, finished results intact.
+
+(The start of issue 11's fault catalogue: the cases of the cell store, --out and the tracking server.)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from emoaug.cli import main
+from tests.helpers import make_emodb
+
+
+@pytest.fixture(scope="module")
+def emodb_root(tmp_path_factory):
+    return make_emodb(tmp_path_factory.mktemp("data") / "emodb", speakers=("03", "08", "09", "10"), texts=("a01",))
+
+
+def args_for(root: Path, tmp: Path, *extra: str) -> list[str]:
+    return ["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--gen", "none,vae",
+            "--protocol", "augment", "--out", str(tmp / "runs"), "--store", str(tmp / "store"), "--no-mlflow", *extra]
+
+
+def run_dir_of(tmp: Path) -> Path:
+    return next(p for p in (tmp / "runs").iterdir() if (p / "config.json").exists())
+
+
+def damage(path: Path, how: str) -> None:
+    if how == "truncate":
+        path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:
+        path.write_bytes(b"PK\x03\x04 not really a zip or a pickle")
+
+
+@pytest.mark.parametrize(
+    ("target", "how"),
+    [
+        ("cells/*/*/meta.json", "truncate"),
+        ("cells/*/*/predictions.csv", "empty"),
+        ("judges/*/*.pt", "truncate"),
+        ("judges/*/*.pt", "garbage"),
+        ("checkpoints/*/*.pt", "truncate"),
+    ],
+)
+def test_damaged_store_entries_are_recomputed_with_one_warning(emodb_root, tmp_path, capsys, target, how):
+    args = args_for(emodb_root, tmp_path)
+    assert main(args) == 0
+    first = pd.read_csv(run_dir_of(tmp_path) / "predictions.csv")
+    victims = sorted((tmp_path / "store").glob(target))
+    assert victims, target
+    damage(victims[0], how)
+    if target.startswith(("judges", "checkpoints")):  # only used when a cell needs computing: lose one
+        for meta in (tmp_path / "store").glob("cells/*/*/meta.json"):
+            meta.unlink()
+    capsys.readouterr()
+
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "weights_only" not in err
+    if not target.startswith("cells"):
+        assert str(victims[0]) in err and "moved aside" in err
+    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir_of(tmp_path) / "predictions.csv"))
+
+
+def test_out_pointing_at_a_file_is_a_one_line_error(emodb_root, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    code = main([*args_for(emodb_root, tmp_path)[:-5], "--out", str(tmp_path / "afile"), "--no-mlflow"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0 and "--out" in err and "afile" in err
+
+
+def test_unreachable_tracking_server_fails_fast_with_one_warning_and_keeps_results(emodb_root, tmp_path, capsys):
+    args = [*args_for(emodb_root, tmp_path)[:-1], "--tracking-uri", "http://127.0.0.1:9"]  # nothing listens
+    assert main(args) == 0  # results are local first; tracking is a copy
+    capsys.readouterr()
+    start = time.monotonic()
+    assert main(args) == 0  # every cell stored: almost all of this is the tracking attempt
+    seconds = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if "MLflow logging failed" in line] and "Traceback" not in err
+    assert (run_dir_of(tmp_path) / "summary.csv").exists()
+    assert seconds < 60, f"the run stalled {seconds:.0f} s on an unreachable tracking server"
+
+
+def test_synthetic_ratio_that_is_not_finite_is_a_one_line_error(emodb_root, tmp_path, capsys):
+    for bad in ("inf", "nan", "-1"):
+        assert main([*args_for(emodb_root, tmp_path), "--synthetic-ratio", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "--synthetic-ratio" in err
+    assert not (tmp_path / "runs").exists()  # nothing was read or written
+
+
+def test_a_leftover_partial_cell_of_a_killed_writer_is_removed(emodb_root, tmp_path):
+    args = args_for(emodb_root, tmp_path)
+    assert main(args) == 0
+    cell = next((tmp_path / "store").glob("cells/*/*"))
+    partial = cell.parent / f".{cell.name}.999999.abcdefgh.tmp"  # pid 999999: no such writer alive
+    partial.mkdir()
+    (partial / "predictions.csv").write_text("half")
+    assert main(args) == 0
+    assert not partial.exists()
+    assert json.loads((run_dir_of(tmp_path) / "cells.json").read_text())["computed"] == 0
