@@ -188,6 +188,10 @@ class FeatureCache:
         except (OSError, ValueError, EOFError) as err:
             log.warning("feature cache: unreadable %s (%s); recomputing", path, err)
             return None
+        if not isinstance(array, np.ndarray):  # e.g. an .npz archive under our name
+            getattr(array, "close", lambda: None)()
+            log.warning("feature cache: %s is not a single array; recomputing", path)
+            return None
         if not self._valid(array):
             log.warning("feature cache: %s has shape %s dtype %s; recomputing", path, array.shape, array.dtype)
             return None

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from emoaug.cli import main
-from tests.helpers import make_emodb
+from tests.helpers import make_csv, make_emodb
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,57 @@ def test_a_leftover_partial_cell_of_a_killed_writer_is_removed(emodb_root, tmp_p
     assert main(args) == 0
     assert not partial.exists()
     assert json.loads((run_dir_of(tmp_path) / "cells.json").read_text())["computed"] == 0
+
+
+# ------------------------------------------------------------------------------------------------ CSV corpora
+def describe(capsys, table: Path) -> tuple[int, dict | str]:
+    code = main(["describe", "--corpus", "csv", "--data-root", str(table), "--labels", "4class", "--json"])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 else err.strip())
+
+
+def test_a_csv_row_naming_the_folder_itself_is_skipped_with_a_reason(tmp_path, capsys):
+    table = make_csv(tmp_path / "corpus", rows=[{"path": ".", "emotion": "angry", "speaker": "a"}])
+    code, info = describe(capsys, table)
+    assert code == 0 and info["n_items"] == 16
+    assert any("names the CSV's folder" in entry["reason"] for entry in info["skipped"])
+
+
+def test_a_semicolon_separated_csv_is_read(tmp_path, capsys):
+    table = make_csv(tmp_path / "corpus")
+    table.write_text(table.read_text().replace(",", ";"))
+    code, info = describe(capsys, table)
+    assert code == 0 and info["n_items"] == 16 and info["n_speakers"] == 2
+
+
+@pytest.mark.parametrize(
+    ("mangle", "says"),
+    [
+        (lambda text: text.replace("angry", "\u00e4ngry").encode("latin-1"), "not UTF-8"),
+        (lambda text: (text + 'audio/x.wav,angry,"' + "a" * 200_000 + '"\n').encode(), "unreadable CSV"),
+    ],
+    ids=["latin-1", "field-over-the-csv-limit"],
+)
+def test_an_unreadable_csv_is_a_one_line_error_naming_it(tmp_path, capsys, mangle, says):
+    table = make_csv(tmp_path / "corpus")
+    table.write_bytes(mangle(table.read_text()))
+    code, err = describe(capsys, table)
+    assert code == 2 and err.count("\n") == 0 and str(table) in err and says in err
+
+
+def test_an_npz_archive_in_the_feature_cache_is_recomputed(emodb_root, tmp_path, capsys):
+    import numpy as np
+
+    args = [*args_for(emodb_root, tmp_path, "--cache-dir", str(tmp_path / "cache")), "--gen", "none"]
+    assert main(args) == 0
+    first = pd.read_csv(run_dir_of(tmp_path) / "predictions.csv")
+    victim = next((tmp_path / "cache").rglob("*.npy"))
+    with open(victim, "wb") as handle:
+        np.savez(handle, x=np.zeros(3))
+    for meta in (tmp_path / "store").glob("cells/*/*/meta.json"):
+        meta.unlink()
+    capsys.readouterr()
+    assert main([*args, "--fresh"]) == 0
+    err = capsys.readouterr().err
+    assert str(victim) in err and "Traceback" not in err
+    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir_of(tmp_path) / "predictions.csv"))

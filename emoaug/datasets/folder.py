@@ -143,6 +143,8 @@ def _relative_audio_path(raw: str, base: Path, where: str) -> Path:
 
 def _csv_record(row: dict, base: Path, where: str) -> dict | str:
     path = _relative_audio_path(row["path"] or "", base, where)
+    if path == base:
+        return f"{where}: path {row['path']!r} names the CSV's folder, not an audio file"
     label = (row["emotion"] or "").strip()
     emotion = canonical_emotion(label)
     if emotion is None:
@@ -169,19 +171,39 @@ def scan_csv(root: Path) -> tuple[list[dict], list[dict]]:
         raise EmoaugError(f"corpus 'csv': manifest {table} not found ({CSV_WHERE_TO_GET})")
     base = table.parent.resolve()
     records, skipped = [], []
-    with open(table, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        missing = [column for column in CSV_REQUIRED if column not in (reader.fieldnames or ())]
-        if missing:
-            raise EmoaugError(f"{table}: missing column(s) {', '.join(missing)} (need {', '.join(CSV_REQUIRED)})")
-        for row in reader:
-            where = f"{table} line {reader.line_num}"
-            entry = _csv_record(row, base, where)
-            if isinstance(entry, str):
-                skipped.append(skip_entry(base / (row["path"] or ""), entry))
-            else:
-                records.append(entry)
+    try:
+        with open(table, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle, dialect=_sniff_dialect(handle))
+            missing = [column for column in CSV_REQUIRED if column not in (reader.fieldnames or ())]
+            if missing:
+                raise EmoaugError(f"{table}: missing column(s) {', '.join(missing)} "
+                                  f"(need {', '.join(CSV_REQUIRED)}, comma-, semicolon- or tab-separated)")
+            for row in reader:
+                where = f"{table} line {reader.line_num}"
+                entry = _csv_record(row, base, where)
+                if isinstance(entry, str):
+                    skipped.append(skip_entry(base / (row["path"] or ""), entry))
+                else:
+                    records.append(entry)
+    except UnicodeDecodeError as err:
+        raise EmoaugError(f"{table}: not UTF-8 text (byte {err.start}); save the CSV as UTF-8") from None
+    except csv.Error as err:
+        raise EmoaugError(f"{table}: unreadable CSV ({err})") from None
     return records, skipped
+
+
+def _sniff_dialect(handle) -> type[csv.Dialect]:
+    """Comma, semicolon (spreadsheets in many locales) or tab, told from the header line."""
+    header = handle.readline()
+    handle.seek(0)
+    counts = {delimiter: header.count(delimiter) for delimiter in ",;\t"}
+    delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
+
+    class Dialect(csv.excel):
+        pass
+
+    Dialect.delimiter = delimiter
+    return Dialect
 
 
 # The registry expects one object per corpus with NAME, ALL_EMOTIONS, WHERE_TO_GET and scan.
