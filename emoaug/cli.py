@@ -10,14 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .bench.parallelism import EXECUTORS
+from .bench.resolve import DEFAULT_GENERATORS
 from .config import DEFAULT_PROTOCOLS
 from .errors import EmoaugError
 
 log = logging.getLogger("emoaug")
 
 COMMANDS = ("run", "describe", "list", "report")
-DEFAULT_GENERATORS = "none,specaugment"
-EXECUTORS = ("auto", "local", "process", "ray")
 
 
 # ---------------------------------------------------------------------------- parsers

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -40,7 +39,7 @@ class JudgeResult:
     key: str
     state: dict  # SERClassifier.state_dict()
     seconds: float
-    audit: list[dict]  # the normaliser's leakage check
+    audit: list[dict]  # leakage checks of the normaliser and the judge
 
 
 @dataclass
@@ -52,7 +51,6 @@ class CellResult:
     examples: dict | None = None  # a few generated and real rows for listening and figures
     checkpoint: dict | None = None  # newly trained generator weights, for the driver to store
     computed: bool = True  # False when it came from the store
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------ audit

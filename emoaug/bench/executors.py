@@ -54,8 +54,6 @@ def set_threads(threads: int) -> None:
 class LocalExecutor:
     """In this process, one cell after another."""
 
-    name = "local"
-
     def __init__(self, parallelism: Parallelism):
         self.threads = parallelism.threads
 
@@ -68,8 +66,6 @@ class LocalExecutor:
                 judges[cell.judge_key] = run_judge(specs.pop(cell.judge_key), jobs.workload)
                 jobs.on_judge(judges[cell.judge_key])
             jobs.on_cell(run_cell(cell, jobs.workload, judges[cell.judge_key], jobs.checkpoint(cell)))
-        for spec in specs.values():  # judges no cell asked for (kept for completeness of the store)
-            jobs.on_judge(run_judge(spec, jobs.workload))
 
 
 # ------------------------------------------------------------------------------------------------ process
@@ -107,8 +103,6 @@ class ProcessExecutor:
     """A local pool of ``jobs`` worker processes (spawned: torch and fork do not mix), each holding the
     workload once; judges first, each judge's cells as soon as it is done."""
 
-    name = "process"
-
     def __init__(self, parallelism: Parallelism):
         self.jobs, self.threads = parallelism.jobs, parallelism.threads
 
@@ -120,23 +114,23 @@ class ProcessExecutor:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(jobs.workload, self.threads, os.getpid())) as pool:
-            running: dict[Future, tuple[str, object]] = {}
+            running: dict[Future, str] = {}  # future -> "judge" or "cell"
 
             def submit_cells(judge_key: str) -> None:
                 for spec in waiting.pop(judge_key, []):
                     future = pool.submit(_worker_cell, spec, judges[judge_key], jobs.checkpoint(spec))
-                    running[future] = ("cell", spec)
+                    running[future] = "cell"
 
             for spec in jobs.judges:
-                running[pool.submit(_worker_judge, spec)] = ("judge", spec)
+                running[pool.submit(_worker_judge, spec)] = "judge"
             for key in list(waiting):
                 if key in judges:
                     submit_cells(key)
             try:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=lambda f: 0 if running[f][0] == "judge" else 1):
-                        kind, _spec = running.pop(future)
+                    for future in sorted(done, key=lambda f: 0 if running[f] == "judge" else 1):
+                        kind = running.pop(future)
                         result = future.result()
                         if kind == "judge":
                             judges[result.key] = result
@@ -174,8 +168,6 @@ class RayExecutor:
     """Ray tasks: on a local Ray instance (``jobs`` CPUs, loopback only) or the cluster at ``address``.
     Each judge is a task; the cells of its (fold, seed) take its result as a dependency."""
 
-    name = "ray"
-
     def __init__(self, parallelism: Parallelism, address: str | None = None, device: str = "cpu"):
         self.jobs, self.threads, self.address = parallelism.jobs, parallelism.threads, address
         self.gpus_per_task = 1 if device.startswith("cuda") else 0
@@ -210,15 +202,15 @@ class RayExecutor:
         for spec in jobs.judges:
             ref = judge_task.remote(workload, spec, self.threads)
             judge_refs[spec.key] = ref
-            pending[ref] = ("judge", spec)
+            pending[ref] = "judge"
         for spec in jobs.cells:
             ref = cell_task.remote(workload, spec, judge_refs[spec.judge_key], jobs.checkpoint(spec), self.threads)
-            pending[ref] = ("cell", spec)
+            pending[ref] = "cell"
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
-                    kind, _spec = pending.pop(ref)
+                    kind = pending.pop(ref)
                     try:
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as err:  # re-raise the task's own error, not Ray's wrapper

@@ -10,7 +10,7 @@ import logging
 import math
 from collections.abc import Sequence
 
-from ..config import PROTOCOLS, RunConfig, get_profile, resolve_classifier
+from ..config import DEFAULT_PROTOCOLS, PROTOCOLS, RunConfig, get_profile, resolve_classifier
 from ..errors import EmoaugError
 
 log = logging.getLogger("emoaug")
@@ -21,7 +21,7 @@ BASELINE_OFF = "off"
 
 def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = None, labels: str = "6class",
                        gen: str | Sequence[str] = DEFAULT_GENERATORS, gen_opt: Sequence[str] = (),
-                       protocol: str = "augment,clarity", test_corpus: str | None = None,
+                       protocol: str = ",".join(DEFAULT_PROTOCOLS), test_corpus: str | None = None,
                        test_data_root: str | None = None, baseline_gen: str = "dcgan", profile: str = "quick",
                        classifier: str | None = None, preset: str | None = None, split: str = "kfold",
                        folds: int | None = None, seeds: int | None = None, seed: int = 0,
@@ -35,6 +35,10 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
     then generators are built from their resolved options and the device is checked.
     """
+    from ..datasets import check_bad_file_policy
+    from ..devices import check_device_spec
+    from ..generators import require_known_name
+    from ..labels import resolve_labels
     from ..presets import get_preset
     from .parallelism import resolve_parallelism
 
@@ -51,17 +55,17 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         raise EmoaugError(f"--seeds must be >= 1, got {n_seeds}")
     if not (ratio >= 0 and math.isfinite(ratio)):
         raise EmoaugError(f"--synthetic-ratio must be a finite number >= 0, got {synthetic_ratio}")
-    if on_bad_file not in ("skip", "fail"):
-        raise EmoaugError(f"--on-bad-file: choose skip or fail, got {on_bad_file!r}")
+    check_bad_file_policy(on_bad_file)
     check_out_dir(out)
-    check_device_syntax(device)
+    check_device_spec(device)
     get_preset(preset or chosen.preset)
     classifier_settings = resolve_classifier(chosen, classifier, epochs)
-    check_label_set(labels)
-    check_generator_names([*names, *([baseline] if baseline else [])])
-    check_corpus(corpus, data_root, "--corpus")
+    resolve_labels(labels, ())  # a known label set ("all" takes the corpus's own labels later)
+    for name in [*names, *([baseline] if baseline else [])]:
+        require_known_name(name)
+    check_corpus(corpus, data_root)
     if test_corpus:
-        check_corpus(test_corpus, test_data_root, "--test-corpus")
+        check_corpus(test_corpus, test_data_root)
     parse_gen_opts(list(gen_opt), complete_generators_by_name(names, protocols, baseline))
 
     # from here on generator modules (and torch) are imported
@@ -98,29 +102,7 @@ def check_out_dir(out: str) -> None:
         raise EmoaugError(f"--out: cannot write into {existing}")
 
 
-def check_device_syntax(spec: str) -> None:
-    import re
-
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", str(spec).strip().lower()):
-        raise EmoaugError(f"--device: unknown device {spec!r} (use auto, cpu, cuda or cuda:N)")
-
-
-def check_label_set(labels: str) -> None:
-    from ..labels import LABEL_SETS
-
-    if labels != "all" and labels not in LABEL_SETS:
-        raise EmoaugError(f"--labels: unknown label set {labels!r} (choose from {', '.join([*LABEL_SETS, 'all'])})")
-
-
-def check_generator_names(names: list[str]) -> None:
-    from ..generators import available_generators, generator_exists
-
-    for name in names:
-        if not generator_exists(name):
-            raise EmoaugError(f"--gen: unknown generator {name!r} (available: {', '.join(available_generators())})")
-
-
-def check_corpus(name: str, root: str | None, option: str) -> None:
+def check_corpus(name: str, root: str | None) -> None:
     """A known corpus whose folder exists (the embedded corpus makes itself later)."""
     from ..datasets import corpus_module, resolve_root
 

@@ -94,7 +94,7 @@ def resolve_root(name: str, root: str | os.PathLike | None, module) -> Path:
     return path.resolve()
 
 
-def _check_policy(on_bad_file: str) -> None:
+def check_bad_file_policy(on_bad_file: str) -> None:
     if on_bad_file not in BAD_FILE_POLICIES:
         raise EmoaugError(f"--on-bad-file: unknown policy {on_bad_file!r} (choose from {', '.join(BAD_FILE_POLICIES)})")
 
@@ -167,7 +167,7 @@ def load_corpus(
     progress: bool = False,
 ) -> CorpusScan:
     """Scan, label-filter and probe one corpus; every file left out is in ``skipped`` or ``excluded``."""
-    _check_policy(on_bad_file)
+    check_bad_file_policy(on_bad_file)
     module = corpus_module(name)
     path = resolve_root(name, root, module)
     records, skipped = module.scan(path)

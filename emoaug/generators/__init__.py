@@ -43,9 +43,10 @@ def available_generators() -> list[str]:
     return sorted({*BUILTIN_MODULES, *_plugins()})
 
 
-def generator_exists(name: str) -> bool:
-    """Whether ``name`` is a built-in, a plugin or an import path, without importing it."""
-    return name in BUILTIN_MODULES or ":" in name or name in _plugins()
+def require_known_name(name: str) -> None:
+    """A one-line error unless ``name`` is a built-in, a plugin or an import path (nothing is imported)."""
+    if not (name in BUILTIN_MODULES or ":" in name or name in _plugins()):
+        raise EmoaugError(f"--gen: unknown generator {name!r} (available: {', '.join(available_generators())})")
 
 
 def _import_path(spec: str) -> type[Generator]:
@@ -61,16 +62,15 @@ def get_generator_class(name: str) -> type[Generator]:
     """Resolve a built-in name, a plugin entry point or an import path ``pkg.module:Class``."""
     from .base import Generator
 
+    require_known_name(name)
     if name in BUILTIN_MODULES:
         if name not in _BUILTIN:
             importlib.import_module(BUILTIN_MODULES[name])
         cls = _BUILTIN[name]
     elif ":" in name:
         cls = _import_path(name)
-    elif name in (plugins := _plugins()):
-        cls = plugins[name].load()
     else:
-        raise EmoaugError(f"--gen: unknown generator {name!r} (available: {', '.join(available_generators())})")
+        cls = _plugins()[name].load()
     if not (isinstance(cls, type) and issubclass(cls, Generator)):
         raise EmoaugError(f"--gen: {name!r} is not an emoaug.generators.Generator subclass")
     return cls
