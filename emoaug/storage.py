@@ -31,10 +31,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str) -> None:
+    """Content on disk before the rename publishes it (a crash then leaves the old file or the new, whole)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def temporary_prefix(name: str) -> str:
@@ -60,8 +70,6 @@ def _write_text_handle(path: Path, write) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="") as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
     return Path(path)
 
 

@@ -12,7 +12,7 @@ unnormalised features, the folds and the resolved config. It is shipped to a wor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -87,12 +87,12 @@ class Workload:
         return next(f for f in self.folds if f.index == index)
 
     def fold_data(self, fold_index: int, seed: int) -> FoldData:
-        """The fold's normalised sets (the last one is kept: a worker often gets cells of one fold in a row)."""
-        key = (fold_index, seed)
-        if key not in self._fold_cache:
+        """The fold's normalised sets (they do not depend on the seed; the last fold's are kept, since a worker
+        often gets cells of one fold in a row)."""
+        if fold_index not in self._fold_cache:
             self._fold_cache.clear()
-            self._fold_cache[key] = self._build_fold_data(self.fold(fold_index), seed)
-        return self._fold_cache[key]
+            self._fold_cache[fold_index] = self._build_fold_data(self.fold(fold_index), seed)
+        return replace(self._fold_cache[fold_index], seed=seed)
 
     def normaliser(self, fold: Fold) -> Normaliser:
         return Normaliser(self.preset.normalisation).fit([self.features[i] for i in fold.train])
@@ -129,11 +129,11 @@ def fold_content(workload: Workload, fold: Fold) -> dict:
             "test": content_of(workload.items, fold.test), "speaker_independent": fold.speaker_independent}
 
 
-def judge_key(workload: Workload, fold: Fold, seed: int) -> str:
+def judge_key(workload: Workload, content: dict, seed: int) -> str:
+    """``content``: :func:`fold_content` of the judge's fold."""
     classifier = workload.config.classifier
-    return stable_hash({"kind": "judge", "format": CELL_FORMAT, "data": data_key(workload),
-                        "fold": fold_content(workload, fold), "seed": seed,
-                        "classifier": classifier.__dict__ if classifier else None})
+    return stable_hash({"kind": "judge", "format": CELL_FORMAT, "data": data_key(workload), "fold": content,
+                        "seed": seed, "classifier": classifier.__dict__ if classifier else None})
 
 
 def generator_identity(name: str, config: dict) -> dict:
@@ -145,10 +145,10 @@ def generator_identity(name: str, config: dict) -> dict:
             "config": config}
 
 
-def checkpoint_key(workload: Workload, fold: Fold, seed: int, generator: str, config: dict) -> str:
-    """A trained generator depends on its training rows, seed and config only (not on the classifier)."""
-    return stable_hash({"kind": "checkpoint", "data": data_key(workload),
-                        "train": content_of(workload.items, fold.train), "seed": seed,
+def checkpoint_key(workload: Workload, train_content: str, seed: int, generator: str, config: dict) -> str:
+    """A trained generator depends on its training rows (``train_content``: their :func:`content_of`), seed
+    and config only (not on the classifier)."""
+    return stable_hash({"kind": "checkpoint", "data": data_key(workload), "train": train_content, "seed": seed,
                         "generator": generator_identity(generator, config)})
 
 
@@ -166,11 +166,12 @@ def generator_config(config: RunConfig, generator: str, seed: int) -> dict:
     return resolved
 
 
-def cell_key(workload: Workload, judge: str, generator: str, seed: int) -> str:
+def cell_key(workload: Workload, judge: str, cross: str | None, generator: str, seed: int) -> str:
+    """``cross``: :func:`cross_content` of the run."""
     from ..generators import get_generator_class
 
     cfg = workload.config
-    payload = {"kind": "cell", "format": CELL_FORMAT, "judge": judge, "cross": cross_content(workload),
+    payload = {"kind": "cell", "format": CELL_FORMAT, "judge": judge, "cross": cross,
                "generator": generator_identity(generator, generator_config(cfg, generator, seed))}
     if not get_generator_class(generator).produces_nothing:  # the real-only cell has no protocol arms
         payload.update({"protocols": sorted(p for p in cfg.protocols if p != "cross"),
@@ -184,24 +185,24 @@ class Plan:
     judges: list[JudgeSpec]
     cells: list[CellSpec]  # in the order results are assembled: fold, seed, generator
 
-    def judge(self, key: str) -> JudgeSpec:
-        return next(j for j in self.judges if j.key == key)
-
 
 def plan_run(workload: Workload) -> Plan:
     from ..generators import get_generator_class
 
     cfg = workload.config
     seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
+    cross = cross_content(workload)
     judges, cells = [], []
     for fold in workload.folds:
+        content = fold_content(workload, fold)
         for seed in seeds:
-            jkey = judge_key(workload, fold, seed)
+            jkey = judge_key(workload, content, seed)
             judges.append(JudgeSpec(jkey, fold.index, seed))
             for generator in cfg.generators:
                 ckpt = None
                 if get_generator_class(generator).trainable:
-                    ckpt = checkpoint_key(workload, fold, seed, generator, generator_config(cfg, generator, seed))
-                cells.append(CellSpec(cell_key(workload, jkey, generator, seed), generator, fold.index, seed,
+                    ckpt = checkpoint_key(workload, content["train"], seed, generator,
+                                          generator_config(cfg, generator, seed))
+                cells.append(CellSpec(cell_key(workload, jkey, cross, generator, seed), generator, fold.index, seed,
                                       jkey, ckpt))
     return Plan(judges, cells)

@@ -26,7 +26,7 @@ from ..config import RunConfig
 from ..datasets import load_corpus
 from ..datasets.base import CorpusScan
 from ..errors import EmoaugError
-from ..features import FeatureCache, default_cache_root, extract_features, get_preset
+from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
 from ..splits import SPEAKER_INDEPENDENT, audit_splits, make_splits, save_splits
 from .arms import MAIN
 from .cells import CellResult, JudgeResult
@@ -66,9 +66,13 @@ def load_scan(config: RunConfig, progress: bool) -> CorpusScan:
                        progress=progress)
     if scan.items.empty:
         raise EmoaugError(f"corpus {config.corpus!r}: no usable items for label set {config.labels!r}")
+    warn_skipped(scan)
+    return scan
+
+
+def warn_skipped(scan: CorpusScan) -> None:
     for entry in scan.skipped:
         log.warning("skipped %s: %s", entry["path"], entry["reason"])
-    return scan
 
 
 def load_test_corpus(config: RunConfig, scan: CorpusScan, progress: bool) -> tuple[CorpusScan, CorpusScan]:
@@ -76,8 +80,7 @@ def load_test_corpus(config: RunConfig, scan: CorpusScan, progress: bool) -> tup
     classifier can only be tested on classes it was trained on."""
     test = load_corpus(config.test_corpus, config.test_data_root, labels=config.labels,
                        on_bad_file=config.on_bad_file, progress=progress)
-    for entry in test.skipped:
-        log.warning("skipped %s: %s", entry["path"], entry["reason"])
+    warn_skipped(test)
     overlap = set(scan.items["item_id"]) & set(test.items["item_id"])
     if overlap:  # e.g. the same corpus twice: its training items would be scored as unseen test items
         raise EmoaugError(f"--test-corpus {config.test_corpus}: {len(overlap)} item(s) are also in --corpus "
@@ -99,8 +102,7 @@ def load_test_corpus(config: RunConfig, scan: CorpusScan, progress: bool) -> tup
     return restrict(scan), restrict(test)
 
 
-def features_of(scan: CorpusScan, config: RunConfig, progress: bool) -> dict:
-    preset = get_preset(config.preset)
+def features_of(scan: CorpusScan, config: RunConfig, preset: MelPreset, progress: bool) -> dict:
     root = cache_root(config)
     cache = FeatureCache(root, preset) if root else None
     return extract_features(scan.items, preset, cache=cache, device=config.device, progress=progress)
@@ -117,10 +119,10 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -
         log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
     preset = get_preset(config.preset)
     workload = Workload(config=config, preset=preset, labels=scan.labels, items=scan.items, folds=folds,
-                        features=features_of(scan, config, progress), device=config.device)
+                        features=features_of(scan, config, preset, progress), device=config.device)
     if test_scan is not None:
         workload.cross_items = test_scan.items
-        workload.cross_features = features_of(test_scan, config, progress)
+        workload.cross_features = features_of(test_scan, config, preset, progress)
     write_inputs(run_dir, workload, scan, test_scan, audit)
     return workload, scan
 
@@ -213,9 +215,10 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
         else:
             to_train.append(judge)
     meter = Progress(len(todo), workload.labels)
+    specs = {spec.key: spec for spec in todo}
 
     def on_cell(result: CellResult) -> None:
-        spec = next(s for s in todo if s.key == result.key)
+        spec = specs[result.key]
         if result.checkpoint is not None and spec.checkpoint_key:
             store.save_checkpoint(spec.checkpoint_key, result.checkpoint)
         result.checkpoint = None  # stored; no need to keep weights in memory

@@ -173,7 +173,7 @@ def scan_csv(root: Path) -> tuple[list[dict], list[dict]]:
     records, skipped = [], []
     try:
         with open(table, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle, dialect=_sniff_dialect(handle))
+            reader = csv.DictReader(handle, delimiter=_delimiter(handle))
             missing = [column for column in CSV_REQUIRED if column not in (reader.fieldnames or ())]
             if missing:
                 raise EmoaugError(f"{table}: missing column(s) {', '.join(missing)} "
@@ -192,18 +192,12 @@ def scan_csv(root: Path) -> tuple[list[dict], list[dict]]:
     return records, skipped
 
 
-def _sniff_dialect(handle) -> type[csv.Dialect]:
-    """Comma, semicolon (spreadsheets in many locales) or tab, told from the header line."""
+def _delimiter(handle) -> str:
+    """Comma, semicolon (spreadsheets in many locales) or tab: the most frequent in the header line."""
     header = handle.readline()
     handle.seek(0)
     counts = {delimiter: header.count(delimiter) for delimiter in ",;\t"}
-    delimiter = max(counts, key=counts.get) if any(counts.values()) else ","
-
-    class Dialect(csv.excel):
-        pass
-
-    Dialect.delimiter = delimiter
-    return Dialect
+    return max(counts, key=counts.get) if any(counts.values()) else ","
 
 
 # The registry expects one object per corpus with NAME, ALL_EMOTIONS, WHERE_TO_GET and scan.

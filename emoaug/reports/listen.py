@@ -65,9 +65,8 @@ def mel_to_audio(mel_db: np.ndarray, preset: MelPreset, *, n_iter: int = 32, see
     # mel power -> linear-frequency magnitude: the least-squares inverse of the mel filterbank, clipped at 0.
     # librosa's mel_to_stft refines this same starting point with a non-negative L-BFGS-B solve, which cost
     # ~1 s per clip (most of a smoke run's rendering) for no audible gain in a Griffin-Lim rendering.
-    basis = librosa.filters.mel(sr=preset.sample_rate, n_fft=preset.n_fft, n_mels=preset.n_mels, fmin=preset.fmin,
-                                fmax=preset.fmax, htk=False, norm="slaney")
-    magnitude = np.sqrt(np.maximum(mel_inverse(basis) @ power, 0.0))
+    inverse = mel_inverse(preset.sample_rate, preset.n_fft, preset.n_mels, preset.fmin, preset.fmax)
+    magnitude = np.sqrt(np.maximum(inverse @ power, 0.0))
     return librosa.griffinlim(
         magnitude, n_iter=n_iter, hop_length=preset.hop_length, win_length=preset.win_length, n_fft=preset.n_fft,
         window="hann", center=True, dtype=np.float32, length=(mel_db.shape[-1] - 1) * preset.hop_length,
@@ -75,14 +74,13 @@ def mel_to_audio(mel_db: np.ndarray, preset: MelPreset, *, n_iter: int = 32, see
 
 
 @functools.lru_cache(maxsize=8)
-def _pinv(shape: tuple[int, int], data: bytes) -> np.ndarray:
-    return np.linalg.pinv(np.frombuffer(data, dtype=np.float32).reshape(shape))
+def mel_inverse(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Pseudo-inverse of the front end's mel filterbank (Slaney scale and norm), shared by every clip."""
+    import librosa
 
-
-def mel_inverse(basis: np.ndarray) -> np.ndarray:
-    """Pseudo-inverse of a mel filterbank (cached: every clip of a preset shares it)."""
-    basis = np.ascontiguousarray(basis, dtype=np.float32)
-    return _pinv(basis.shape, basis.tobytes())
+    basis = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=False,
+                                norm="slaney")
+    return np.linalg.pinv(basis)
 
 
 def peak_normalise(audio: np.ndarray, peak: float = PEAK) -> np.ndarray:
