@@ -19,9 +19,14 @@ import numpy as np
 import soundfile as sf
 
 from .errors import BadAudioError
+from .limits import (DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION, MAX_CHANNELS, MAX_DECODED_SAMPLES, MAX_FILE_BYTES,
+                     MAX_SAMPLE_RATE, MIN_SAMPLE_RATE)
 
 # A file whose peak is below -80 dBFS carries no usable signal (16-bit dither is about -90 dBFS).
 SILENCE_PEAK = 1e-4
+# Float samples beyond this are corrupt data, not audio at some odd scale (int16-scaled floats reach 32768).
+MAX_PLAUSIBLE_PEAK = 1e6
+
 
 _WAVE_FORMAT_PCM = 0x0001
 _WAVE_FORMAT_IEEE_FLOAT = 0x0003
@@ -47,22 +52,33 @@ class _WavParseError(ValueError):
 
 
 def read_audio(path) -> tuple[np.ndarray, int]:
-    """Decode ``path`` to float32 ``[frames, channels]`` at its native sample rate."""
+    """Decode ``path`` to float32 ``[frames, channels]`` at its native sample rate (no duration bound
+    beyond the memory bound: a file was measured against --max-duration when it was probed)."""
     path = Path(path)
     data = _read_bytes(path)
-    return _decode_bytes(data, path)
+    return _decode_bytes(data, path, max_duration=None)
 
 
-def probe_audio(path) -> AudioInfo:
-    """Hash, decode and validate one file; raise BadAudioError saying why it cannot be used."""
+def probe_audio(path, *, min_duration: float = DEFAULT_MIN_DURATION,
+                max_duration: float = DEFAULT_MAX_DURATION) -> AudioInfo:
+    """Hash, decode and validate one file; raise BadAudioError saying why it cannot be used.
+
+    The header's sample rate, channel count and the decoded length are bounded before (or while)
+    samples are decoded; silence is checked per channel and again after mixing the channels down.
+    """
     path = Path(path)
     data = _read_bytes(path)
-    y, sr = _decode_bytes(data, path)
+    y, sr = _decode_bytes(data, path, max_duration=max_duration)
     _validate_samples(y, path)
+    frames, channels = y.shape
+    if frames / sr < min_duration:
+        raise BadAudioError(path, f"too short ({frames / sr:.3g} s, {frames} samples; "
+                                  f"--min-duration is {min_duration:g} s)")
     peak = float(np.max(np.abs(y)))
     if peak < SILENCE_PEAK:
         raise BadAudioError(path, f"all-silent (peak {peak:.1e} below {SILENCE_PEAK:.0e})")
-    frames, channels = y.shape
+    if channels > 1 and float(np.max(_mix_down(y, peak))) < SILENCE_PEAK:
+        raise BadAudioError(path, f"silent after mixing its {channels} channels down (they cancel out)")
     return AudioInfo(
         sha1=hashlib.sha1(data).hexdigest(),
         sample_rate=int(sr),
@@ -76,7 +92,7 @@ def load_mono(path, target_sr: int, *, peak_normalise: bool = True) -> np.ndarra
     """Decode, average the channels, resample to ``target_sr`` (soxr_hq) and peak-normalise."""
     y, sr = read_audio(path)
     _validate_samples(y, Path(path))
-    mono = y.mean(axis=1, dtype=np.float32)
+    mono = _mix_down(y, float(np.max(np.abs(y))), keep_sign=True)
     if sr != target_sr:
         mono = librosa.resample(
             mono, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq", fix=True, scale=False
@@ -93,12 +109,30 @@ def load_mono(path, target_sr: int, *, peak_normalise: bool = True) -> np.ndarra
 
 
 def _read_bytes(path: Path) -> bytes:
-    if not path.is_file():
-        raise BadAudioError(path, "missing file")
-    data = path.read_bytes()
+    try:
+        if not path.exists():
+            raise BadAudioError(path, "missing file")
+        if not path.is_file():
+            raise BadAudioError(path, "not a regular file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise BadAudioError(path, f"file of {size / 2**20:.0f} MiB is larger than any clip emoaug decodes "
+                                      f"({MAX_FILE_BYTES / 2**20:.0f} MiB)")
+        data = path.read_bytes()
+    except OSError as err:  # permissions, I/O errors, a folder named *.wav
+        raise BadAudioError(path, f"cannot be read ({err.strerror or err})") from None
     if not data:
         raise BadAudioError(path, "zero-length file")
     return data
+
+
+def _mix_down(y: np.ndarray, peak: float, *, keep_sign: bool = False) -> np.ndarray:
+    """Mean over channels; data beyond full scale is scaled first so the float32 sum cannot overflow
+    (the result is peak-normalised later anyway). Returns the magnitude unless ``keep_sign``."""
+    if peak > 1.0:
+        y = y / np.float32(peak)
+    mono = y.mean(axis=1, dtype=np.float32)
+    return mono if keep_sign else np.abs(mono)
 
 
 def _validate_samples(y: np.ndarray, path: Path) -> None:
@@ -106,6 +140,24 @@ def _validate_samples(y: np.ndarray, path: Path) -> None:
         raise BadAudioError(path, "empty audio (0 samples)")
     if not np.all(np.isfinite(y)):
         raise BadAudioError(path, "NaN or infinite samples")
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_PLAUSIBLE_PEAK:
+        raise BadAudioError(path, f"samples up to {peak:.1e}, beyond any audio scaling (corrupt float data)")
+
+
+def _check_header(path: Path, sr: int, channels: int) -> None:
+    if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+        raise BadAudioError(path, f"header claims {sr} Hz (emoaug reads {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise BadAudioError(path, f"header claims {channels} channels (emoaug reads 1-{MAX_CHANNELS})")
+
+
+def _frame_limit(path: Path, sr: int, channels: int, max_duration: float | None) -> tuple[int, str]:
+    """(the most frames to decode, what exceeding them means)."""
+    by_memory = MAX_DECODED_SAMPLES // channels
+    if max_duration is not None and max_duration * sr < by_memory:
+        return int(max_duration * sr), f"longer than --max-duration {max_duration:g} s"
+    return by_memory, f"more than {MAX_DECODED_SAMPLES} samples to decode ({by_memory / sr:.0f} s at {sr} Hz)"
 
 
 def _peak_normalise(y: np.ndarray) -> np.ndarray:
@@ -116,12 +168,15 @@ def _peak_normalise(y: np.ndarray) -> np.ndarray:
     return (y / peak).astype(np.float32)
 
 
-def _decode_bytes(data: bytes, path: Path) -> tuple[np.ndarray, int]:
-    """libsndfile on the in-memory bytes; the RIFF walker when it refuses a WAVE or finds nothing."""
-    y, sr, sf_error = _try_soundfile(data)
+def _decode_bytes(data: bytes, path: Path, *, max_duration: float | None) -> tuple[np.ndarray, int]:
+    """libsndfile on the in-memory bytes; the RIFF walker when it refuses a WAVE or finds nothing.
+
+    Both check the header's rate and channels before decoding and stop at the frame limit, so a
+    header claiming 1 Hz or a compressed file that would expand to hours never fills memory."""
+    y, sr, sf_error = _try_soundfile(data, path, max_duration)
     if _is_riff_wave(data) and (y is None or len(y) == 0):
         try:
-            return _decode_riff_wave(data)
+            return _decode_riff_wave(data, path, max_duration)
         except _WavParseError as wav_error:
             if y is None:
                 raise BadAudioError(
@@ -132,14 +187,20 @@ def _decode_bytes(data: bytes, path: Path) -> tuple[np.ndarray, int]:
     return y, sr
 
 
-def _try_soundfile(data: bytes) -> tuple[np.ndarray | None, int, str]:
+def _try_soundfile(data: bytes, path: Path, max_duration: float | None) -> tuple[np.ndarray | None, int, str]:
     try:
-        y, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            sr, channels = int(handle.samplerate), int(handle.channels)
+            _check_header(path, sr, channels)
+            limit, meaning = _frame_limit(path, sr, channels, max_duration)
+            y = handle.read(frames=limit + 1, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError) as err:
         # LibsndfileError.error_string is libsndfile's own text, without the BytesIO repr.
         message = getattr(err, "error_string", None) or str(err)
         return None, 0, " ".join(message.split()).rstrip(".")
-    return y, int(sr), ""
+    if len(y) > limit:
+        raise BadAudioError(path, meaning)
+    return y, sr, ""
 
 
 def _is_riff_wave(data: bytes) -> bool:
@@ -223,10 +284,15 @@ def _samples_to_float(raw: memoryview, code: int, width: int) -> np.ndarray:
     raise _WavParseError(f"unsupported PCM sample width {width * 8} bits")
 
 
-def _decode_riff_wave(data: bytes) -> tuple[np.ndarray, int]:
+def _decode_riff_wave(data: bytes, path: Path = Path("<bytes>"), max_duration: float | None = None
+                      ) -> tuple[np.ndarray, int]:
     fmt_body, samples = _walk_chunks(data)
     code, channels, sr, width = _parse_fmt(fmt_body)
+    _check_header(path, sr, channels)
     frames = len(samples) // (width * channels)  # a truncated last frame is dropped
+    limit, meaning = _frame_limit(path, sr, channels, max_duration)
+    if frames > limit:
+        raise BadAudioError(path, meaning)
     raw = samples[: frames * width * channels]
     y = _samples_to_float(raw, code, width).reshape(frames, channels)
     return y, sr

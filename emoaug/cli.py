@@ -14,6 +14,7 @@ from .bench.parallelism import EXECUTORS
 from .bench.resolve import DEFAULT_GENERATORS
 from .config import DEFAULT_PROTOCOLS
 from .errors import EmoaugError
+from .limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
 log = logging.getLogger("emoaug")
 
@@ -29,6 +30,10 @@ def _corpus_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", default="6class", help="label set: 6class, 4class or all (default 6class)")
     parser.add_argument("--on-bad-file", default="skip", choices=("skip", "fail"),
                         help="skip unusable audio files (listed in the audit) or stop at the first one")
+    parser.add_argument("--min-duration", type=float, default=DEFAULT_MIN_DURATION, metavar="SECONDS",
+                        help=f"skip clips shorter than this (default {DEFAULT_MIN_DURATION:g} s)")
+    parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
+                        help=f"skip clips longer than this, before decoding them (default {DEFAULT_MAX_DURATION:g} s)")
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -217,14 +222,16 @@ def describe_corpus(scan) -> dict:
         "sample_rates": {str(k): int(v) for k, v in items["sample_rate"].value_counts().items()},
         "channels": {str(k): int(v) for k, v in items["channels"].value_counts().items()},
         "excluded_by_label_set": dict(scan.excluded),
+        "labels_without_items": list(scan.missing),
         "skipped": list(scan.skipped),
     }
 
 
 def command_describe(args: argparse.Namespace) -> int:
-    from .datasets import load_corpus
+    from .datasets import load_corpus, split_skipped, summarise_skipped
 
     scan = load_corpus(args.corpus, args.data_root, labels=args.labels, on_bad_file=args.on_bad_file,
+                       min_duration=args.min_duration, max_duration=args.max_duration,
                        progress=sys.stderr.isatty() and not args.json)
     info = describe_corpus(scan)
     if args.json:
@@ -236,8 +243,13 @@ def command_describe(args: argparse.Namespace) -> int:
         print(f"  {label:<10} {count}")
     if info["excluded_by_label_set"]:
         print(f"  excluded by --labels {args.labels}: {info['excluded_by_label_set']}")
-    for entry in info["skipped"]:
-        print(f"  skipped {entry['path']}: {entry['reason']}")
+    if info["labels_without_items"]:
+        print(f"  no usable items of: {', '.join(info['labels_without_items'])} (a run stops on this)")
+    notable, other_files = split_skipped(info["skipped"])
+    for entry in notable:
+        print(f"  skipped ({entry['stage']}) {entry['path']}: {entry['reason']}")
+    for line in summarise_skipped(other_files):  # every path is in --json
+        print(f"  {line}")
     return 0
 
 
@@ -307,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     make_parser, handler = HANDLERS[command]
     args = make_parser().parse_args(argv)
     configure_logging(getattr(args, "quiet", False))
+    for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped, not as a traceback
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         return handler(args)
     except EmoaugError as err:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import EmoaugError
+from .limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ class RunConfig:
     classifier: ClassifierSettings | None = None
     device: str = "cpu"
     on_bad_file: str = "skip"
+    min_duration: float = DEFAULT_MIN_DURATION  # seconds; shorter and longer clips are skipped
+    max_duration: float = DEFAULT_MAX_DURATION
     out_dir: str = "runs"
     cache_dir: str | None = None
     tracking_uri: str | None = None

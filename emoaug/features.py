@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from . import storage
-from .errors import EmoaugError
+from .errors import BadAudioError, EmoaugError
 from .featureset import FeatureSet
 from .presets import FRONTEND_VERSION, LENGTH_MODES, NORMALISATIONS, PRESETS, MelPreset, get_preset  # noqa: F401
 
@@ -173,6 +173,10 @@ class FeatureCache:
         self.preset = preset
         self.directory = self.root / "features" / f"{preset.name}-{preset.fingerprint()[:12]}"
 
+    def clean(self) -> int:
+        """Delete what writers killed mid-write left here (a run calls this once before extracting)."""
+        return storage.remove_stale_temporaries(self.directory)
+
     def path_for(self, sha1: str) -> Path:
         sha1 = str(sha1).lower()
         if not _HEX.fullmatch(sha1):  # the key becomes a path: never let it contain separators
@@ -223,13 +227,15 @@ class FeatureCache:
 
 # ------------------------------------------------------------------------------------ extraction
 def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCache | None = None,
-                     device: str | torch.device = "cpu", batch_size: int = 32,
-                     progress: bool = False) -> dict[str, np.ndarray]:
+                     device: str | torch.device = "cpu", batch_size: int = 32, progress: bool = False,
+                     failures: list[BadAudioError] | None = None) -> dict[str, np.ndarray]:
     """item_id -> float32 [S, n_mels, frames] dB for every row of ``items`` (item_id, path, sha1).
 
     Cache hits never touch the audio. Misses are decoded with ``emoaug.audio.load_mono``, cut with
     :func:`fix_length` and pushed through :func:`logmel_torch` ``batch_size`` segments at a time.
-    Files with the same sha1 are decoded once.
+    Files with the same sha1 are decoded once. A file that cannot be used (it decodes to silence at
+    the preset's rate, or to non-finite features) raises :class:`BadAudioError`; with a ``failures``
+    list the error is appended there instead and the file's items are left out of the result.
     """
     _check_items(items, need_sha1=cache is not None)
     if batch_size < 1:
@@ -251,12 +257,20 @@ def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCa
             bar.update(len(ids))
         for key, array in _compute(misses, groups, preset, device, batch_size):
             path, sha1, ids = groups[key]
+            if not isinstance(array, BadAudioError) and not np.isfinite(array).all():
+                array = BadAudioError(path, "non-finite log-mel features")
+            if isinstance(array, BadAudioError):
+                if failures is None:
+                    raise array
+                failures.append(array)
+                bar.update(len(ids))
+                continue
             if cache is not None:
                 cache.put(sha1, array)
             for item_id in ids:
                 results[item_id] = array
             bar.update(len(ids))
-    return {str(item_id): results[str(item_id)] for item_id in items["item_id"]}
+    return {str(item_id): results[str(item_id)] for item_id in items["item_id"] if str(item_id) in results}
 
 
 def _check_items(items: pd.DataFrame, *, need_sha1: bool) -> None:
@@ -286,14 +300,17 @@ def _group_by_content(items: pd.DataFrame) -> dict[str, tuple[str, str, list[str
 
 
 def _compute(keys: Sequence[str], groups: Mapping[str, tuple[str, str, list[str]]], preset: MelPreset,
-             device: torch.device, batch_size: int) -> Iterable[tuple[str, np.ndarray]]:
-    """Yield (content key, [S, M, T]) for each key; segments of several files share a batch."""
-    from .audio import load_mono  # lazy: decoding is only needed on cache misses
-
+             device: torch.device, batch_size: int) -> Iterable[tuple[str, np.ndarray | BadAudioError]]:
+    """Yield (content key, [S, M, T] or the reason the file is unusable) for each key; segments of several
+    files share a batch."""
     pending: list[tuple[str, np.ndarray]] = []  # files whose segments are waiting for a batch
     n_pending = 0
     for key in keys:
-        signal = load_mono(groups[key][0], preset.sample_rate, peak_normalise=preset.peak_normalise)
+        try:
+            signal = _front_end_signal(groups[key][0], preset)
+        except BadAudioError as err:
+            yield key, err
+            continue
         segments = fix_length(signal, preset)
         pending.append((key, segments))
         n_pending += segments.shape[0]
@@ -302,6 +319,15 @@ def _compute(keys: Sequence[str], groups: Mapping[str, tuple[str, str, list[str]
             pending, n_pending = [], 0
     if pending:
         yield from _run_batch(pending, preset, device)
+
+
+def _front_end_signal(path: str, preset: MelPreset) -> np.ndarray:
+    from .audio import SILENCE_PEAK, load_mono  # lazy: decoding is only needed on cache misses
+
+    signal = load_mono(path, preset.sample_rate, peak_normalise=preset.peak_normalise)
+    if not signal.size or float(np.max(np.abs(signal))) < SILENCE_PEAK:  # e.g. all energy above the new Nyquist
+        raise BadAudioError(path, f"silent after resampling to {preset.sample_rate} Hz")
+    return signal
 
 
 def _run_batch(pending: list[tuple[str, np.ndarray]], preset: MelPreset,

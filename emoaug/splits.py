@@ -403,6 +403,7 @@ def _audit_fold(manifest: pd.DataFrame, fold: Fold, labels: list[str], speaker_i
     }
     if speaker_independent:
         _check_speaker_overlap(fold, overlap)
+    content_overlap = _content_overlap(fold, rows)
     label_counts = {name: _label_counts(rows[name], labels) for name in _PARTITIONS}
     return {
         "index": fold.index,
@@ -410,6 +411,7 @@ def _audit_fold(manifest: pd.DataFrame, fold: Fold, labels: list[str], speaker_i
         "n_speakers": {name: len(speakers[name]) for name in _PARTITIONS},
         "speakers": {name: sorted(speakers[name]) for name in _PARTITIONS},
         "speaker_overlap": overlap,
+        "content_overlap": content_overlap,
         "text_overlap": text_overlap(rows["train"]["text_id"], rows["test"]["text_id"]),
         "label_counts": label_counts,
         "labels_missing": {
@@ -432,6 +434,19 @@ def _check_item_overlap(fold: Fold, parts: dict[str, list[str]]) -> None:
         shared = sorted(set(parts[a]) & set(parts[b]))
         if shared:
             raise LeakageError(f"fold {fold.index}: {len(shared)} item(s) in both {a} and {b}, e.g. {shared[0]!r}")
+
+
+def _content_overlap(fold: Fold, rows: dict[str, pd.DataFrame]) -> dict[str, int] | None:
+    """Items of two partitions with byte-identical audio (same sha1): one recording on both sides of a
+    split under two names. The loaders drop such copies, so anything here is leakage. None: no hashes."""
+    if any("sha1" not in part.columns for part in rows.values()):
+        return None
+    hashes = {name: set(part["sha1"].dropna()) - {""} for name, part in rows.items()}
+    counts = {f"{a}_{b}": len(hashes[a] & hashes[b]) for a, b in (("train", "test"), ("val", "test"), ("train", "val"))}
+    leaks = [f"{pair.replace('_', '/')}: {n}" for pair, n in counts.items() if n]
+    if leaks:
+        raise LeakageError(f"fold {fold.index}: items with identical audio in two partitions ({'; '.join(leaks)})")
+    return counts
 
 
 def _check_speaker_overlap(fold: Fold, overlap: dict[str, list[str]]) -> None:

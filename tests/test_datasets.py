@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from types import SimpleNamespace
@@ -49,7 +50,7 @@ def _check_manifest(scan) -> None:
 
 
 def test_emodb_six_classes(tmp_path):
-    root = make_emodb(tmp_path, speakers=("03", "08", "10", "13"), seconds=0.2)
+    root = make_emodb(tmp_path, speakers=("03", "08", "10", "13"), seconds=0.3)
     scan = load_corpus("emodb", root)
     _check_manifest(scan)
     assert scan.labels == SIX
@@ -60,11 +61,11 @@ def test_emodb_six_classes(tmp_path):
     assert genders == {"emodb/03": "male", "emodb/08": "female", "emodb/10": "male", "emodb/13": "female"}
     row = scan.items.set_index("item_id").loc["emodb/03a01Wa"]
     assert (row.emotion, row.raw_label, row.text_id, row.sample_rate, row.channels) == ("angry", "W", "a01", 16000, 1)
-    assert row.duration == pytest.approx(0.2)
+    assert row.duration == pytest.approx(0.3)
 
 
 def test_emodb_all_and_four_class_label_sets(tmp_path):
-    root = make_emodb(tmp_path, speakers=("09", "11"), seconds=0.2)
+    root = make_emodb(tmp_path, speakers=("09", "11"), seconds=0.3)
     everything = load_corpus("emodb", root, labels="all")
     assert everything.labels == (*SIX, "boredom") and len(everything.items) == 2 * 2 * 7
     assert everything.excluded == {}
@@ -74,13 +75,13 @@ def test_emodb_all_and_four_class_label_sets(tmp_path):
 
 
 def test_emodb_accepts_the_wav_folder_itself(tmp_path):
-    make_emodb(tmp_path, speakers=("12",), letters="WN", seconds=0.2, in_wav_subdir=False)
+    make_emodb(tmp_path, speakers=("12",), letters="WN", seconds=0.3, in_wav_subdir=False)
     assert len(load_corpus("emodb", tmp_path).items) == 4
 
 
 def test_emodb_names_off_the_scheme_are_skipped_with_reasons(tmp_path):
-    root = make_emodb(tmp_path, speakers=("14",), letters="N", seconds=0.2)
-    clip = emotion_signal("neutral", seconds=0.2)
+    root = make_emodb(tmp_path, speakers=("14",), letters="N", seconds=0.3)
+    clip = emotion_signal("neutral", seconds=0.3)
     for name in ("notes.wav", "03a03Na.wav", "03a01Xa.wav", "99a01Na.wav"):
         write_wav(root / "wav" / name, clip, 16000)
     scan = load_corpus("emodb", root)
@@ -105,9 +106,9 @@ def test_emodb_names_off_the_scheme_are_skipped_with_reasons(tmp_path):
     ],
 )
 def test_bad_audio_is_skipped_or_fails(tmp_path, kind, reason):
-    root = make_emodb(tmp_path, speakers=("15",), letters="WN", seconds=0.2)
+    root = make_emodb(tmp_path, speakers=("15",), letters="WN", seconds=0.3)
     bad = root / "wav" / "15a01Wa.wav"
-    clip = emotion_signal("angry", seconds=0.2)
+    clip = emotion_signal("angry", seconds=0.3)
     if kind == "zero_length":
         bad.write_bytes(b"")
     elif kind == "text":
@@ -126,16 +127,16 @@ def test_bad_audio_is_skipped_or_fails(tmp_path, kind, reason):
 
 
 def test_awkward_but_valid_wavs_load(tmp_path):
-    root = make_emodb(tmp_path, speakers=("16",), letters="T", seconds=0.2)
-    clip = emotion_signal("sad", seconds=0.3)
+    root = make_emodb(tmp_path, speakers=("16",), letters="T", seconds=0.5)
+    clip = emotion_signal("sad", seconds=0.5)
     wav = root / "wav"
     write_riff_wav(wav / "16b01Ta.wav", clip, 16000, chunks_before_fmt=[(b"LIST", b"INFOx")], pad_odd_chunks=False)
     write_riff_wav(wav / "16b02Ta.wav", np.stack([clip, clip], 1), 44100, bits=24, data_size=0)
     write_riff_wav(wav / "16b03Ta.wav", clip, 16000, drop_tail_bytes=2000)
-    items = load_corpus("emodb", root).items.set_index("item_id")
+    items = load_corpus("emodb", root, min_duration=0.1).items.set_index("item_id")  # 16b02Ta: 0.18 s
     assert len(items) == 5
     assert (items.loc["emodb/16b02Ta", "channels"], items.loc["emodb/16b02Ta", "sample_rate"]) == (2, 44100)
-    assert items.loc["emodb/16b03Ta", "duration"] == pytest.approx(0.3 - 1000 / 16000)
+    assert items.loc["emodb/16b03Ta", "duration"] == pytest.approx(0.5 - 1000 / 16000)
 
 
 # --------------------------------------------------------------------------- ravdess
@@ -147,7 +148,9 @@ def test_ravdess_speech_only_recursive_with_stereo(tmp_path):
     _check_manifest(scan)
     assert len(scan.items) == 4 * 6 and scan.n_speakers == 4
     assert scan.excluded == {"calm": 4, "surprise": 4}
-    assert scan.skipped == []  # song and audio-visual files are not errors, just not this corpus
+    # song and audio-visual files are not errors, just not this corpus: listed as unused files
+    assert {e["stage"] for e in scan.skipped} == {"layout"}
+    assert all(re.search(r"/0[12]-|/03-02-", e["path"]) and "outside the layout" in e["reason"] for e in scan.skipped)
     assert not scan.items["item_id"].str.match(r"ravdess/0[12]-|ravdess/03-02-").any()
     genders = scan.items.groupby("speaker")["gender"].first().to_dict()
     assert genders == {"ravdess/01": "male", "ravdess/02": "female", "ravdess/03": "male", "ravdess/04": "female"}
@@ -159,7 +162,7 @@ def test_ravdess_speech_only_recursive_with_stereo(tmp_path):
 
 def test_ravdess_all_labels_and_bad_names(tmp_path):
     root = make_ravdess(tmp_path, actors=(5,))
-    clip = emotion_signal("sad", seconds=0.2)
+    clip = emotion_signal("sad", seconds=0.3)
     for name in ("03-01-09-01-01-01-05.wav", "03-01-04-01-01-01-25.wav", "Actor_05.wav"):
         write_wav(root / "Actor_05" / name, clip, 16000)
     scan = load_corpus("ravdess", root, labels="all")
@@ -198,7 +201,7 @@ def test_cremad_genders_from_demographics_and_zero_byte_file(tmp_path):
 
 def test_cremad_flat_folder_levels_and_bad_names(tmp_path):
     make_cremad(tmp_path, actors=(1091,), sentences=("WSI",), level="HI", in_audiowav=False)
-    clip = emotion_signal("sad", seconds=0.2)
+    clip = emotion_signal("sad", seconds=0.3)
     for name in ("1092_WSI_SAD_HI.wav", "1091_XYZ_SAD_HI.wav", "1091_WSI_BOR_HI.wav", "1091_WSI_SAD_QQ.wav"):
         write_wav(tmp_path / name, clip, 16000)
     scan = load_corpus("cremad", tmp_path, labels="4class")
@@ -333,7 +336,7 @@ def test_missing_root_and_no_environment(tmp_path, monkeypatch):
 
 
 def test_environment_variable_names_the_parent_folder(tmp_path, monkeypatch):
-    make_emodb(tmp_path / "emodb", speakers=("03",), letters="N", seconds=0.2)
+    make_emodb(tmp_path / "emodb", speakers=("03",), letters="N", seconds=0.3)
     monkeypatch.setenv("EMOAUG_DATA", str(tmp_path))
     assert len(load_corpus("emodb").items) == 2
     with pytest.raises(EmoaugError, match="from EMOAUG_DATA"):
@@ -341,13 +344,13 @@ def test_environment_variable_names_the_parent_folder(tmp_path, monkeypatch):
 
 
 def test_only_bad_names_is_an_error_naming_the_first(tmp_path):
-    write_wav(tmp_path / "wav" / "hello.wav", emotion_signal("sad", seconds=0.2), 16000)
+    write_wav(tmp_path / "wav" / "hello.wav", emotion_signal("sad", seconds=0.3), 16000)
     with pytest.raises(EmoaugError, match="none of the 1 file.*hello.wav"):
         load_corpus("emodb", tmp_path)
 
 
 def test_unknown_policy_and_label_set(tmp_path):
-    root = make_emodb(tmp_path, speakers=("03",), letters="N", seconds=0.2)
+    root = make_emodb(tmp_path, speakers=("03",), letters="N", seconds=0.3)
     with pytest.raises(EmoaugError, match="--on-bad-file"):
         load_corpus("emodb", root, on_bad_file="ignore")
     with pytest.raises(EmoaugError, match="--labels"):
@@ -355,14 +358,14 @@ def test_unknown_policy_and_label_set(tmp_path):
 
 
 def test_label_set_with_nothing_left_is_an_error(tmp_path):
-    root = make_emodb(tmp_path, speakers=("03",), letters="L", seconds=0.2)
+    root = make_emodb(tmp_path, speakers=("03",), letters="L", seconds=0.3)
     with pytest.raises(EmoaugError, match="no usable files with --labels 6class.*boredom 2"):
         load_corpus("emodb", root)
 
 
 def test_synthetic_generates_itself_when_no_root(tmp_path, monkeypatch):
     # Stand-in for emoaug.datasets.synthetic: the registry must call ensure_corpus() for a missing root.
-    generated = make_emodb(tmp_path / "gen", speakers=("03",), letters="WN", seconds=0.2)
+    generated = make_emodb(tmp_path / "gen", speakers=("03",), letters="WN", seconds=0.3)
     emodb = corpus_module("emodb")
 
     def scan(root):

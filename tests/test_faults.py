@@ -161,3 +161,22 @@ def test_an_npz_archive_in_the_feature_cache_is_recomputed(emodb_root, tmp_path,
     err = capsys.readouterr().err
     assert str(victim) in err and "Traceback" not in err
     pd.testing.assert_frame_equal(first, pd.read_csv(run_dir_of(tmp_path) / "predictions.csv"))
+
+
+def test_leftovers_of_killed_writers_in_the_feature_cache_and_synthetic_cache_are_removed(emodb_root, tmp_path):
+    from emoaug.datasets.synthetic import ensure_corpus
+
+    dead = 999999  # no such writer alive
+    staging = tmp_path / "synthetic" / f".gen1_seed0_voices1_sentences1_variation1.{dead}.abcdefgh.tmp"
+    staging.mkdir(parents=True)
+    (staging / "v00_s00_angry.wav").write_bytes(b"RIFF half")
+    root = ensure_corpus(tmp_path / "synthetic", n_voices=1, n_sentences=1)
+    assert not staging.exists() and (root / "metadata.json").is_file()
+
+    args = args_for(emodb_root, tmp_path, "--cache-dir", str(tmp_path / "cache"))
+    assert main(args) == 0
+    shard = next((tmp_path / "cache" / "features").glob("*/??"))
+    leftover = shard / f".{'0' * 40}.npy.{dead}.abcdefgh.tmp"
+    leftover.write_bytes(b"\x93NUMPY half")
+    assert main(args) == 0
+    assert not leftover.exists()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..config import DEFAULT_PROTOCOLS, PROTOCOLS, RunConfig, get_profile, resolve_classifier
 from ..errors import EmoaugError
+from ..limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
 log = logging.getLogger("emoaug")
 
@@ -27,7 +28,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        folds: int | None = None, seeds: int | None = None, seed: int = 0,
                        synthetic_ratio: float | None = None, epochs: int | None = None, device: str = "auto",
                        executor: str = "auto", jobs: int = 0, threads: int = 0, ray_address: str | None = None,
-                       on_bad_file: str = "skip", out: str = "runs", run_name: str | None = None,
+                       on_bad_file: str = "skip", min_duration: float = DEFAULT_MIN_DURATION,
+                       max_duration: float = DEFAULT_MAX_DURATION, out: str = "runs", run_name: str | None = None,
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
                        tracking_uri: str | None = None) -> RunConfig:
     """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
@@ -35,7 +37,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
     then generators are built from their resolved options and the device is checked.
     """
-    from ..datasets import check_bad_file_policy
+    from ..datasets import check_bad_file_policy, check_duration_bounds
     from ..devices import check_device_spec
     from ..generators import require_known_name
     from ..labels import resolve_labels
@@ -56,6 +58,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     if not (ratio >= 0 and math.isfinite(ratio)):
         raise EmoaugError(f"--synthetic-ratio must be a finite number >= 0, got {synthetic_ratio}")
     check_bad_file_policy(on_bad_file)
+    check_duration_bounds(min_duration, max_duration)
     check_out_dir(out)
     check_device_spec(device)
     get_preset(preset or chosen.preset)
@@ -83,7 +86,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline,
         profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
         seed=seed, synthetic_ratio=float(ratio), classifier=classifier_settings,
-        device=resolved_device, on_bad_file=on_bad_file, out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
+        device=resolved_device, on_bad_file=on_bad_file, min_duration=float(min_duration),
+        max_duration=float(max_duration), out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh),
     )

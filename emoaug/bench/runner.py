@@ -23,9 +23,9 @@ import pandas as pd
 from .. import metrics
 from .. import storage as io
 from ..config import RunConfig
-from ..datasets import load_corpus
+from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
-from ..errors import EmoaugError
+from ..errors import BadAudioError, EmoaugError
 from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
 from ..splits import SPEAKER_INDEPENDENT, audit_splits, make_splits, save_splits
 from .arms import MAIN
@@ -61,26 +61,46 @@ def store_root(config: RunConfig, run_dir: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------ inputs
-def load_scan(config: RunConfig, progress: bool) -> CorpusScan:
-    scan = load_corpus(config.corpus, config.data_root, labels=config.labels, on_bad_file=config.on_bad_file,
-                       progress=progress)
-    if scan.items.empty:
-        raise EmoaugError(f"corpus {config.corpus!r}: no usable items for label set {config.labels!r}")
-    warn_skipped(scan)
-    return scan
+def read_corpus(config: RunConfig, name: str, data_root: str | None, progress: bool) -> CorpusScan:
+    return load_corpus(name, data_root, labels=config.labels, on_bad_file=config.on_bad_file, progress=progress,
+                       min_duration=config.min_duration, max_duration=config.max_duration)
+
+
+def check_label_set_covered(scan: CorpusScan, config: RunConfig) -> None:
+    """Tables state "UA over [labels]": an emotion without items would make that claim false."""
+    missing = [label for label in scan.labels if not (scan.items["emotion"] == label).any()]
+    if missing:
+        counts = scan.items["emotion"].value_counts()
+        found = ", ".join(f"{label} {counts.get(label, 0)}" for label in scan.labels)
+        raise EmoaugError(f"--labels {config.labels}: corpus {scan.corpus!r} under {scan.root} has no usable "
+                          f"{', '.join(missing)} items ({found}); choose a label set it covers, e.g. --labels all")
 
 
 def warn_skipped(scan: CorpusScan) -> None:
-    for entry in scan.skipped:
-        log.warning("skipped %s: %s", entry["path"], entry["reason"])
+    """A few summary lines (every path is in skipped.json): bad files as warnings, other files as info."""
+    notable, other_files = split_skipped(scan.skipped)
+    for line in summarise_skipped(notable):
+        log.warning("%s: %s", scan.corpus, line)
+    for line in summarise_skipped(other_files):
+        log.info("%s: %s", scan.corpus, line)
+
+
+def drop_failed_items(scan: CorpusScan, failures: list[BadAudioError], config: RunConfig) -> CorpusScan:
+    """Files that failed in the front end leave the manifest before any fold is made."""
+    if not failures:
+        return scan
+    if config.on_bad_file == "fail":
+        raise failures[0]
+    failed_paths = {err.path for err in failures}
+    items = scan.items[~scan.items["path"].isin(failed_paths)].reset_index(drop=True)
+    entries = [skip_entry(err.path, err.reason, "features") for err in failures]
+    return replace(scan, items=items, skipped=scan.skipped + entries)
 
 
 def load_test_corpus(config: RunConfig, scan: CorpusScan, progress: bool) -> tuple[CorpusScan, CorpusScan]:
     """The cross protocol's test corpus; both corpora are cut to the emotions they share, since the
     classifier can only be tested on classes it was trained on."""
-    test = load_corpus(config.test_corpus, config.test_data_root, labels=config.labels,
-                       on_bad_file=config.on_bad_file, progress=progress)
-    warn_skipped(test)
+    test = read_corpus(config, config.test_corpus, config.test_data_root, progress)
     overlap = set(scan.items["item_id"]) & set(test.items["item_id"])
     if overlap:  # e.g. the same corpus twice: its training items would be scored as unseen test items
         raise EmoaugError(f"--test-corpus {config.test_corpus}: {len(overlap)} item(s) are also in --corpus "
@@ -102,27 +122,41 @@ def load_test_corpus(config: RunConfig, scan: CorpusScan, progress: bool) -> tup
     return restrict(scan), restrict(test)
 
 
-def features_of(scan: CorpusScan, config: RunConfig, preset: MelPreset, progress: bool) -> dict:
+def features_of(scan: CorpusScan, config: RunConfig, preset: MelPreset,
+                progress: bool) -> tuple[CorpusScan, dict]:
+    """(the scan without files the front end could not use, item_id -> features)."""
     root = cache_root(config)
     cache = FeatureCache(root, preset) if root else None
-    return extract_features(scan.items, preset, cache=cache, device=config.device, progress=progress)
+    if cache is not None:
+        cache.clean()
+    failures: list[BadAudioError] = []
+    features = extract_features(scan.items, preset, cache=cache, device=config.device, progress=progress,
+                                failures=failures)
+    return drop_failed_items(scan, failures, config), features
 
 
 def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -> tuple[Workload, CorpusScan]:
-    """Corpus, folds and features, with the run folder's input records written on the way."""
-    scan, test_scan = load_scan(config, progress), None
+    """Corpus, features and folds, with the run folder's input records written on the way. Every file
+    that fails, at any stage, is skipped before the folds are made."""
+    scan, test_scan = read_corpus(config, config.corpus, config.data_root, progress), None
+    check_label_set_covered(scan, config)
     if config.test_corpus:
         scan, test_scan = load_test_corpus(config, scan, progress)
+    preset = get_preset(config.preset)
+    scan, features = features_of(scan, config, preset, progress)
+    check_label_set_covered(scan, config)
+    warn_skipped(scan)
     folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed)
     audit = audit_splits(scan.items, folds, config.split)
     if config.split not in SPEAKER_INDEPENDENT:
         log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
-    preset = get_preset(config.preset)
+    warn_absent_emotions(scan.items, audit)
     workload = Workload(config=config, preset=preset, labels=scan.labels, items=scan.items, folds=folds,
-                        features=features_of(scan, config, preset, progress), device=config.device)
+                        features=features, device=config.device)
     if test_scan is not None:
+        test_scan, workload.cross_features = features_of(test_scan, config, preset, progress)
+        warn_skipped(test_scan)
         workload.cross_items = test_scan.items
-        workload.cross_features = features_of(test_scan, config, preset, progress)
     write_inputs(run_dir, workload, scan, test_scan, audit)
     return workload, scan
 
@@ -182,18 +216,22 @@ def run_benchmark(config: RunConfig, *, progress: bool = False) -> RunResult:
     if todo:
         compute(todo, plan, workload, store, results, config)
     cells = [results[spec.key] for spec in plan.cells]
-    warn_absent_emotions(cells)
     record_cells(run_dir, plan, cells, store)
     return assemble_results(run_dir, config, cells, scan.labels)
 
 
-def warn_absent_emotions(cells: list[CellResult]) -> None:
-    """Once per run: emotions some training folds lack got no synthetic rows there (see cell metadata)."""
-    absent = sorted({(label, cell.meta["fold"]) for cell in cells
-                     for label in cell.meta.get("emotions_absent_from_training", [])})
+def warn_absent_emotions(items: pd.DataFrame, audit: dict) -> None:
+    """Once per run, before training: an emotion whose every item the held-out speakers hold (e.g. under
+    LOSO, a class one speaker holds alone) is never seen in that fold's training, never generated and
+    never predicted there: its recall there is 0 by construction (cell metadata lists it too)."""
+    absent = []
+    for fold in audit["folds"]:
+        for label in fold["labels_missing"]["train"]:
+            holders = sorted(set(items.loc[items["emotion"] == label, "speaker"]))
+            absent.append(f"{label} (fold {fold['index']}: every item is spoken by {', '.join(holders)})")
     if absent:
-        folds = ", ".join(f"{label} (fold {fold})" for label, fold in absent)
-        log.warning("emotions absent from a training fold get no synthetic rows there: %s", folds)
+        log.warning("emotions absent from a training fold: %s; such folds train without them and get no "
+                    "synthetic rows of them", "; ".join(absent))
 
 
 def executor_text(config: RunConfig) -> str:

@@ -3,14 +3,21 @@
 Each corpus module exposes ``NAME``, ``ALL_EMOTIONS``, ``WHERE_TO_GET``, ``scan(root) ->
 (records, skipped)`` and optionally ``LABEL_MERGES`` ({label set: {emotion: merged emotion}}).
 Modules are imported lazily so a missing optional module (``synthetic``) breaks only itself.
+
+Every file under a corpus root is accounted for: it is an item, or an entry of ``skipped`` whose
+``stage`` says where it dropped out: ``layout`` (not a file of this corpus's layout: other formats,
+other recordings, broken links), ``scan`` (an audio file whose name or label cannot be read),
+``duplicate`` (another item has the same id or the same bytes), ``probe`` (the audio cannot be used)
+or ``features`` (it failed at decoding for the front end, added by the runner).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -20,10 +27,17 @@ from tqdm.auto import tqdm
 
 from ..errors import BadAudioError, EmoaugError
 from ..labels import resolve_labels
+from ..limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 from .base import MANIFEST_COLUMNS, CorpusScan
 
 DATA_ENV_VAR = "EMOAUG_DATA"
 BAD_FILE_POLICIES = ("skip", "fail")
+# What every layout reads wherever it reads wav (libsndfile decodes all of them).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+# Audio that no layout reads: named in the skip reason, so the fix (convert) is obvious.
+OTHER_AUDIO_SUFFIXES = (".m4a", ".aac", ".wma", ".aif", ".aiff", ".au", ".amr", ".webm", ".sph", ".pcm", ".raw")
+# Where a file stopped being a candidate; "layout" entries are other files, not bad ones (see fail policy).
+STAGES = ("layout", "scan", "duplicate", "probe", "features")
 # corpus name -> (module, attribute holding the corpus object or None for the module itself)
 _CORPORA: dict[str, tuple[str, str | None]] = {
     "emodb": ("emoaug.datasets.emodb", None),
@@ -39,12 +53,17 @@ _CORPORA: dict[str, tuple[str, str | None]] = {
 # --------------------------------------------------------------------------- helpers for corpus modules
 
 
-def audio_files(directory: Path, *, suffixes: Iterable[str], recursive: bool) -> list[Path]:
-    """Sorted audio files with one of ``suffixes`` (any case); hidden and ``._*`` files are not audio."""
+def audio_files(directory: Path, *, suffixes: Iterable[str] = AUDIO_SUFFIXES, recursive: bool) -> list[Path]:
+    """Sorted audio files with one of ``suffixes`` (any case); hidden and ``._*`` files are not audio.
+
+    Broken links and unreadable folders are not returned: :func:`unused_files` reports them."""
     if not directory.is_dir():
         return []
     wanted = {s.lower() for s in suffixes}
-    candidates = directory.rglob("*") if recursive else directory.iterdir()
+    try:
+        candidates = list(directory.rglob("*") if recursive else directory.iterdir())
+    except OSError:
+        return []
     return sorted(
         path
         for path in candidates
@@ -52,8 +71,86 @@ def audio_files(directory: Path, *, suffixes: Iterable[str], recursive: bool) ->
     )
 
 
-def skip_entry(path: Path | str, reason: str) -> dict:
-    return {"path": str(path), "reason": reason}
+def skip_entry(path: Path | str, reason: str, stage: str = "scan") -> dict:
+    return {"path": str(path), "reason": reason, "stage": stage}
+
+
+def unused_files(root: Path, accounted: set[str], layout: str) -> list[dict]:
+    """A ``layout`` skip entry for every file under ``root`` that no record or skip entry names.
+
+    Symbolic links to folders are not followed (a loop would never end); links that dangle or loop
+    are entries, like folders that cannot be read."""
+    entries: list[dict] = []
+
+    def unreadable(err: OSError) -> None:
+        entries.append(skip_entry(err.filename, f"folder cannot be read ({err.strerror})", "layout"))
+
+    for folder, subfolders, names in os.walk(root, onerror=unreadable):
+        for name in subfolders:
+            path = Path(folder) / name
+            if path.is_symlink() and (reason := _bad_link(path)):
+                entries.append(skip_entry(path, reason, "layout"))
+        for name in names:
+            path = Path(folder) / name
+            if str(path) not in accounted:
+                entries.append(skip_entry(path, _why_unused(path, layout), "layout"))
+    return sorted(entries, key=lambda e: e["path"])
+
+
+def _bad_link(path: Path) -> str | None:
+    """Why a symbolic link cannot be followed, or None when it leads somewhere outside itself."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python 3.11 raises this for a loop in strict mode
+        return "symbolic link loop"
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"dangling symbolic link (to {os.readlink(path)}, which does not exist)"
+    if target.is_dir() and path.parent.resolve().is_relative_to(target):
+        return f"symbolic link loop (points back to {target})"
+    return None
+
+
+def _why_unused(path: Path, layout: str) -> str:
+    if path.is_symlink() and (reason := _bad_link(path)):
+        return reason
+    try:
+        regular = path.is_file()
+    except OSError as err:
+        return f"cannot be read ({err.strerror})"
+    if not regular:
+        return "not a regular file (pipe, socket or device)"
+    suffix = path.suffix.lower()
+    if path.name.startswith("."):
+        return "hidden file"
+    if suffix in AUDIO_SUFFIXES:
+        return f"audio file outside the layout ({layout})"
+    if suffix in OTHER_AUDIO_SUFFIXES:
+        return f"{suffix} audio is not read (convert it to {', '.join(AUDIO_SUFFIXES)})"
+    return f"not audio ({suffix or 'no extension'})"
+
+
+def split_skipped(skipped: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(entries worth a line each, other files: non-audio and hidden files beside the corpus)."""
+    def other(entry: dict) -> bool:
+        return entry.get("stage") == "layout" and entry["reason"].startswith(("not audio", "hidden file"))
+
+    return [e for e in skipped if not other(e)], [e for e in skipped if other(e)]
+
+
+def summarise_skipped(skipped: list[dict], examples: int = 2) -> list[str]:
+    """One line per (stage, reason kind) with a count and the first paths: thousands of video files
+    in a download must not become thousands of warnings (``skipped.json`` keeps every entry)."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for entry in skipped:
+        kind = entry["reason"].split(" (")[0]
+        groups[(entry.get("stage", "scan"), kind)].append(entry["path"])
+    lines = []
+    for (stage, kind), paths in sorted(groups.items(), key=lambda g: (STAGES.index(g[0][0]), g[0][1])):
+        shown = ", ".join(paths[:examples]) + (f", ... ({len(paths) - examples} more)" if len(paths) > examples else "")
+        lines.append(f"{len(paths)} file(s) skipped at {stage}: {kind}: {shown}")
+    return lines
 
 
 # --------------------------------------------------------------------------- registry
@@ -106,10 +203,33 @@ def _drop_duplicates(records: list[dict]) -> tuple[list[dict], list[dict]]:
     for record in records:
         item_id = record["item_id"]
         if item_id in first_path:
-            skipped.append(skip_entry(record["path"], f"duplicate item id {item_id} (also {first_path[item_id]})"))
+            skipped.append(skip_entry(record["path"], f"duplicate item id {item_id} (also {first_path[item_id]})",
+                                      "duplicate"))
         else:
             first_path[item_id] = record["path"]
             kept.append(record)
+    return kept, skipped
+
+
+def _drop_content_duplicates(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Byte-identical files under two names would put one recording in training and in test.
+
+    Copies with one label: the first by item id is kept. Copies that disagree on the label say
+    nothing about either emotion: all of them are skipped."""
+    by_content: dict[str, list[dict]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: r["item_id"]):
+        by_content[record["sha1"]].append(record)
+    kept, skipped = [], []
+    for copies in by_content.values():
+        emotions = sorted({r["emotion"] for r in copies})
+        if len(emotions) > 1:
+            listing = "; ".join(f"{r['emotion']}: {r['path']}" for r in copies)
+            skipped += [skip_entry(r["path"], f"identical audio with conflicting labels ({listing})", "duplicate")
+                        for r in copies]
+            continue
+        kept.append(copies[0])
+        skipped += [skip_entry(r["path"], f"duplicate of {copies[0]['path']} (identical audio)", "duplicate")
+                    for r in copies[1:]]
     return kept, skipped
 
 
@@ -124,18 +244,19 @@ def _apply_label_set(module, records: list[dict], labels: str) -> tuple[list[dic
     return kept, wanted, excluded
 
 
-def _probe_all(records: list[dict], name: str, progress: bool, on_bad_file: str) -> tuple[list[dict], list[dict]]:
+def _probe_all(records: list[dict], name: str, progress: bool, on_bad_file: str,
+               limits: dict[str, float]) -> tuple[list[dict], list[dict]]:
     from ..audio import probe_audio  # librosa: imported when a corpus is read, not when the CLI starts
 
     show = progress and sys.stderr.isatty()
     usable, skipped = [], []
     for record in tqdm(records, desc=f"probing {name}", unit="file", disable=not show):
         try:
-            info = probe_audio(record["path"])
+            info = probe_audio(record["path"], **limits)
         except BadAudioError as err:
             if on_bad_file == "fail":
                 raise
-            skipped.append(skip_entry(record["path"], err.reason))
+            skipped.append(skip_entry(record["path"], err.reason, "probe"))
             continue
         audio = {"duration": info.duration, "sample_rate": info.sample_rate, "channels": info.channels, "sha1": info.sha1}
         usable.append({**record, **audio})
@@ -158,6 +279,19 @@ def _nothing_found(name: str, root: Path, skipped: list[dict], module) -> Emoaug
     return EmoaugError(f"corpus {name!r}: no audio files found under {root}; {module.WHERE_TO_GET}")
 
 
+def check_duration_bounds(min_duration: float, max_duration: float) -> None:
+    if not 0 <= min_duration < max_duration < float("inf"):
+        raise EmoaugError(f"--min-duration {min_duration:g} and --max-duration {max_duration:g}: need "
+                          "0 <= min < max, both finite (seconds)")
+
+
+def _fail_on(entries: list[dict], on_bad_file: str) -> None:
+    """Under ``fail`` a bad file stops the run; files of other layouts are not bad files."""
+    bad = [e for e in entries if e.get("stage") != "layout" or e["reason"].startswith(("dangling", "symbolic"))]
+    if bad and on_bad_file == "fail":
+        raise BadAudioError(bad[0]["path"], bad[0]["reason"])
+
+
 def load_corpus(
     name: str,
     root: str | os.PathLike | None = None,
@@ -165,23 +299,33 @@ def load_corpus(
     labels: str = "6class",
     on_bad_file: str = "skip",
     progress: bool = False,
+    min_duration: float | None = None,
+    max_duration: float | None = None,
 ) -> CorpusScan:
-    """Scan, label-filter and probe one corpus; every file left out is in ``skipped`` or ``excluded``."""
+    """Scan, label-filter and probe one corpus; every file under the root that is not an item is in
+    ``skipped`` (with its reason) or counted in ``excluded`` (outside the label set)."""
+    limits = {"min_duration": DEFAULT_MIN_DURATION if min_duration is None else min_duration,
+              "max_duration": DEFAULT_MAX_DURATION if max_duration is None else max_duration}
+    check_duration_bounds(**limits)
     check_bad_file_policy(on_bad_file)
     module = corpus_module(name)
     path = resolve_root(name, root, module)
     records, skipped = module.scan(path)
     records, duplicates = _drop_duplicates(records)
-    skipped = skipped + duplicates
-    if skipped and on_bad_file == "fail":
-        raise BadAudioError(skipped[0]["path"], skipped[0]["reason"])
+    support = getattr(module, "support_files", lambda root: [])(path)
+    accounted = {r["path"] for r in records} | {e["path"] for e in skipped + duplicates} | {str(p) for p in support}
+    skipped = [*skipped, *duplicates, *unused_files(path if path.is_dir() else path.parent, accounted,
+                                                    getattr(module, "LAYOUT", module.WHERE_TO_GET))]
+    _fail_on(skipped, on_bad_file)
     if not records:
-        raise _nothing_found(name, path, skipped, module)
+        raise _nothing_found(name, path, [e for e in skipped if e["stage"] != "layout"] or skipped, module)
     kept, wanted, excluded = _apply_label_set(module, records, labels)
-    usable, bad = _probe_all(kept, name, progress, on_bad_file)
-    skipped = skipped + bad
+    usable, bad = _probe_all(kept, name, progress, on_bad_file, limits)
+    usable, copies = _drop_content_duplicates(usable)
+    _fail_on(copies, on_bad_file)
+    skipped = skipped + bad + copies
+    present = {r["emotion"] for r in usable}
     if labels == "all":  # the corpus's own emotions that survived, in the module's order
-        present = {r["emotion"] for r in usable}
         wanted = tuple(e for e in module.ALL_EMOTIONS if e in present)
     if not usable:
         found = ", ".join(f"{e} {n}" for e, n in sorted(excluded.items())) or "nothing usable"
@@ -193,4 +337,5 @@ def load_corpus(
         labels=wanted,
         skipped=skipped,
         excluded=dict(sorted(excluded.items())),
+        missing=tuple(e for e in wanted if e not in present),
     )

@@ -32,8 +32,10 @@ class CorpusScan:
     root: str
     items: pd.DataFrame  # columns MANIFEST_COLUMNS, RangeIndex, item_id unique
     labels: tuple[str, ...]  # the label set in force (class order)
-    skipped: list[dict] = field(default_factory=list)  # [{"path": ..., "reason": ...}], never silent
+    # every file under the root that is not an item: [{"path", "reason", "stage"}], never silent
+    skipped: list[dict] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)  # emotion -> count dropped by the label set
+    missing: tuple[str, ...] = ()  # emotions of the label set without a usable item
 
     @property
     def n_speakers(self) -> int:

@@ -15,6 +15,7 @@ WHERE_TO_GET = (
     "clone https://github.com/CheyneyComputerScience/CREMA-D (git lfs pull) and pass its folder as DIR, "
     "so that DIR/AudioWAV/1001_DFA_ANG_XX.wav and DIR/VideoDemographics.csv exist"
 )
+LAYOUT = "DIR/AudioWAV/ or DIR/ holding files named like 1001_DFA_ANG_XX.wav (.wav/.flac/.ogg/.opus/.mp3)"
 
 SENTENCES = frozenset(["IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI"])
 EMOTION_CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
@@ -43,13 +44,23 @@ def parse_name(stem: str) -> dict | str:
     return {"actor": actor, "sentence": sentence, "emotion": emotion, "level": level}
 
 
+def _demographics_table(root: Path) -> Path | None:
+    for folder in (root, _audio_dir(root)):
+        if (folder / DEMOGRAPHICS_FILE).is_file():
+            return folder / DEMOGRAPHICS_FILE
+    return None
+
+
+def support_files(root: Path) -> list[Path]:
+    """Files the layout reads besides the audio (not listed as unused)."""
+    table = _demographics_table(Path(root))
+    return [table] if table else []
+
+
 def read_genders(root: Path) -> dict[str, str]:
     """ActorID -> "male"/"female" from VideoDemographics.csv next to the audio; {} when absent."""
-    for folder in (root, _audio_dir(root)):
-        table = folder / DEMOGRAPHICS_FILE
-        if table.is_file():
-            return _parse_demographics(table)
-    return {}
+    table = _demographics_table(root)
+    return _parse_demographics(table) if table else {}
 
 
 def _parse_demographics(table: Path) -> dict[str, str]:
@@ -67,7 +78,7 @@ def scan(root: Path) -> tuple[list[dict], list[dict]]:
     root = Path(root)
     genders = read_genders(root)
     records, skipped = [], []
-    for path in audio_files(_audio_dir(root), suffixes=(".wav",), recursive=False):
+    for path in audio_files(_audio_dir(root), recursive=False):
         fields = parse_name(path.stem)
         if isinstance(fields, str):
             skipped.append(skip_entry(path, fields))

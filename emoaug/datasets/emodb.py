@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import audio_files, skip_entry
+from . import AUDIO_SUFFIXES, audio_files, skip_entry
 
 NAME = "emodb"
 ALL_EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "disgust", "boredom")
@@ -13,6 +13,7 @@ WHERE_TO_GET = (
     "download EmoDB from http://emodb.bilderbar.info/download/ (download.zip) and unzip it so that "
     "DIR/wav/03a01Fa.wav exists (DIR itself holding the wav files also works)"
 )
+LAYOUT = "DIR/wav/ or DIR/ holding files named like 03a01Fa.wav (.wav/.flac/.ogg/.opus/.mp3)"
 
 # Speaker codes with gender, from the corpus documentation.
 SPEAKER_GENDER = {
@@ -46,7 +47,7 @@ def parse_name(stem: str) -> dict | str:
 
 def scan(root: Path) -> tuple[list[dict], list[dict]]:
     records, skipped = [], []
-    for path in audio_files(_wav_dir(Path(root)), suffixes=(".wav",), recursive=False):
+    for path in audio_files(_wav_dir(Path(root)), suffixes=AUDIO_SUFFIXES, recursive=False):
         fields = parse_name(path.stem)
         if isinstance(fields, str):
             skipped.append(skip_entry(path, fields))

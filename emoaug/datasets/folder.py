@@ -1,6 +1,6 @@
 """User corpora without a published scheme: ``folder`` (one sub-folder per emotion) and ``csv``.
 
-``folder``: ``root/<emotion>/<speaker>_<anything>.wav`` (also .flac/.ogg). Folder names are
+``folder``: ``root/<emotion>/<speaker>_<anything>.wav`` (also .flac/.ogg/.opus/.mp3). Folder names are
 canonicalised through common aliases. Files without a ``<speaker>_`` prefix become their own
 speaker, which makes speaker-independent splits meaningless: scan() warns about it.
 
@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 from ..errors import EmoaugError
-from . import audio_files, skip_entry
+from . import AUDIO_SUFFIXES, audio_files, skip_entry
 
 NAME = "folder"
 # Every canonical emotion any built-in corpus uses, in label-set order first.
@@ -27,9 +27,9 @@ ALL_EMOTIONS = (
 )  # fmt: skip
 WHERE_TO_GET = (
     "your own recordings, one sub-folder per emotion: DIR/angry/spk1_001.wav, DIR/neutral/spk1_002.wav "
-    "(.wav/.flac/.ogg; the file-name prefix before the first '_' is the speaker)"
+    "(.wav/.flac/.ogg/.opus/.mp3; the file-name prefix before the first '_' is the speaker)"
 )
-SUFFIXES = (".wav", ".flac", ".ogg")
+LAYOUT = "DIR/<emotion>/<speaker>_<name>.wav, one level deep (.wav/.flac/.ogg/.opus/.mp3)"
 
 EMOTION_ALIASES = {
     "anger": "angry", "angry": "angry", "mad": "angry",
@@ -88,7 +88,7 @@ def scan(root: Path) -> tuple[list[dict], list[dict]]:
     records, skipped, without_speaker = [], [], 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         emotion = canonical_emotion(folder.name)
-        files = audio_files(folder, suffixes=SUFFIXES, recursive=False)
+        files = audio_files(folder, suffixes=AUDIO_SUFFIXES, recursive=False)
         if emotion is None:
             skipped += [skip_entry(path, f"unknown emotion folder {folder.name!r}") for path in files]
             continue
@@ -205,6 +205,8 @@ CSV_CORPUS = SimpleNamespace(
     NAME=CSV_NAME,
     ALL_EMOTIONS=ALL_EMOTIONS,
     WHERE_TO_GET=CSV_WHERE_TO_GET,
+    LAYOUT="files the manifest CSV names",
     scan=scan_csv,
+    support_files=lambda root: [manifest_path(root)],
     LABEL_MERGES={},
 )

@@ -19,6 +19,7 @@ WHERE_TO_GET = (
     "request IEMOCAP from https://sail.usc.edu/iemocap/ and pass the unpacked IEMOCAP_full_release "
     "folder as DIR, so that DIR/Session1/sentences/wav/ and DIR/Session1/dialog/EmoEvaluation/ exist"
 )
+LAYOUT = "SessionN/sentences/wav/<dialog>/<utterance>.wav, labelled in SessionN/dialog/EmoEvaluation/*.txt"
 
 CODES = {
     "neu": "neutral", "hap": "happy", "exc": "excited", "sad": "sad", "ang": "angry",
@@ -40,12 +41,21 @@ def _corpus_dir(root: Path) -> Path:
     return root
 
 
+def _label_tables(session_dir: Path) -> list[Path]:
+    # "._*" are macOS resource forks shipped in some copies
+    return [t for t in sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt")) if not t.name.startswith("._")]
+
+
+def support_files(root: Path) -> list[Path]:
+    """Files the layout reads besides the audio (not listed as unused)."""
+    corpus_dir = _corpus_dir(Path(root))
+    return [table for session in SESSIONS for table in _label_tables(corpus_dir / session)]
+
+
 def read_labels(session_dir: Path) -> dict[str, str]:
     """Utterance id -> raw code from every top-level EmoEvaluation/*.txt of one session."""
     labels: dict[str, str] = {}
-    for table in sorted((session_dir / "dialog" / "EmoEvaluation").glob("*.txt")):
-        if table.name.startswith("._"):  # macOS resource forks shipped in some copies
-            continue
+    for table in _label_tables(session_dir):
         for line in table.read_text(encoding="utf-8", errors="replace").splitlines():
             match = _LABEL_LINE.match(line)
             if match:
@@ -81,7 +91,7 @@ def scan(root: Path) -> tuple[list[dict], list[dict]]:
         if not session_dir.is_dir():
             continue
         labels = read_labels(session_dir)
-        for path in audio_files(session_dir / "sentences" / "wav", suffixes=(".wav",), recursive=True):
+        for path in audio_files(session_dir / "sentences" / "wav", recursive=True):
             code = labels.get(path.stem)
             entry = _record(path, code) if code else f"no label for {path.stem} in {session}/dialog/EmoEvaluation"
             if isinstance(entry, str):

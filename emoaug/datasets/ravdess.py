@@ -17,6 +17,7 @@ WHERE_TO_GET = (
     "download Audio_Speech_Actors_01-24.zip from https://zenodo.org/records/1188976 and unzip it "
     "into DIR (any depth) so that files like DIR/Actor_01/03-01-01-01-01-01-01.wav exist"
 )
+LAYOUT = "audio-only speech files named like 03-01-01-01-01-01-01.wav anywhere under DIR"
 
 EMOTION_CODES = {
     "01": "neutral", "02": "calm", "03": "happy", "04": "sad",
@@ -67,12 +68,12 @@ def _record(path: Path, fields: dict) -> dict:
 def scan(root: Path) -> tuple[list[dict], list[dict]]:
     """Audio-only speech files anywhere under ``root``; song and video-modality files are left out."""
     records, skipped = [], []
-    for path in audio_files(Path(root), suffixes=(".wav",), recursive=True):
+    for path in audio_files(Path(root), recursive=True):
         fields = parse_name(path.stem)
         if isinstance(fields, str):
             skipped.append(skip_entry(path, fields))
         elif fields["modality"] == AUDIO_ONLY and fields["channel"] == SPEECH:
             records.append(_record(path, fields))
-        # Other modalities/channels are valid RAVDESS files outside the speech corpus: not errors.
+        # Song and audio-visual files are RAVDESS but not its speech corpus: listed as unused, not errors.
     return records, skipped
 

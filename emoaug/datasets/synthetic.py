@@ -51,6 +51,7 @@ import scipy.fft
 import scipy.signal
 import soundfile as sf
 
+from .. import storage
 from ..errors import EmoaugError
 
 NAME = "synthetic"
@@ -59,6 +60,7 @@ WHERE_TO_GET = (
     "nothing to download: generated locally with eSpeak NG (espeakng-loader wheel) on first use "
     "into $EMOAUG_CACHE/synthetic or ~/.cache/emoaug/synthetic"
 )
+LAYOUT = "v03_s07_angry.wav files beside metadata.json"
 
 # Bump whenever anything that changes the audio changes (rules, voices, DSP, sentences).
 GENERATOR_VERSION = 1
@@ -619,7 +621,9 @@ def ensure_corpus(cache_dir: Path | None = None, seed: int = 0, *, n_voices: int
     _check_voices_exist(VOICE_SPECS[:n_voices])
     version = espeak_version()
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=cache_dir))
+    storage.remove_stale_temporaries(cache_dir)  # the staging folders of killed generations
+    staging = Path(tempfile.mkdtemp(prefix=storage.temporary_prefix(root.name), suffix=storage.TMP_SUFFIX,
+                                    dir=cache_dir))
     try:
         tasks = _tasks(int(seed), n_voices, n_sentences, float(variation))
         utterances = _generate_into(staging, tasks, n_jobs or os.cpu_count() or 1)
@@ -671,6 +675,11 @@ def parse_name(stem: str) -> dict | str:
     return {"voice_index": voice_index, "sentence_index": sentence_index, "emotion": match["emotion"]}
 
 
+def support_files(root: Path) -> list[Path]:
+    """Files the layout reads besides the audio (not listed as unused)."""
+    return [Path(root).resolve() / _METADATA]
+
+
 def scan(root: Path) -> tuple[list[dict], list[dict]]:
     """Records for every file of the naming scheme in ``root``; everything else is skipped with a reason."""
     if not Path(root).is_dir():
@@ -681,7 +690,7 @@ def scan(root: Path) -> tuple[list[dict], list[dict]]:
             continue
         fields = parse_name(path.stem) if path.suffix == ".wav" else "not a .wav file"
         if isinstance(fields, str):
-            skipped.append({"path": str(path), "reason": fields})
+            skipped.append({"path": str(path), "reason": fields, "stage": "scan"})
             continue
         voice = f"v{fields['voice_index']:02d}"
         records.append(

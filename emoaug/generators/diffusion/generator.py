@@ -337,7 +337,7 @@ class DiffusionGenerator(NeuralGenerator):
         return all_rows[~held], all_rows[held]
 
     def _fit_denoiser(self, train: FeatureSet, embeddings: torch.Tensor) -> None:
-        cfg, model, device = self.config, self.model, self.device
+        cfg, model = self.config, self.model
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         warmup = max(1, int(cfg["warmup_steps"]))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
