@@ -146,6 +146,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     progress = sys.stderr.isatty() and not args.quiet
     run_dir = default_run_dir(config)
+    check_run_dir(run_dir)
     try:
         result = run_benchmark(config, progress=progress)
     except KeyboardInterrupt:
@@ -158,17 +159,23 @@ def command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """A re-run writes into the run folder the same command wrote before: like --out itself (checked with the
+    options), it must be a folder this process can write into, or the run would stop at its first result."""
+    if run_dir.exists() and not (run_dir.is_dir() and os.access(run_dir, os.W_OK | os.X_OK)):
+        raise EmoaugError(f"--out: cannot write into the run folder {run_dir}")
+
+
 def track(config, run_dir: Path, result) -> None:
-    """Log to MLflow: a parent run for the benchmark run, a child per (generator, arm). A failure is a
-    warning: the local results are complete already."""
-    from .bench.tracking import default_tracking_uri, log_benchmark
+    """Log to MLflow: a parent run for the benchmark run, a child per (generator, arm). A failure is one
+    warning line naming the store and the reason: the local results are complete already."""
+    from .bench.tracking import default_tracking_uri, describe_failure, log_benchmark
 
     uri = config.tracking_uri or default_tracking_uri(config.out_dir)
     try:
         run_id = log_benchmark(tracking_uri=uri, out_dir=Path(config.out_dir), run_dir=run_dir, result=result)
     except Exception as err:  # tracking is a copy: its failure must not lose local results
-        log.warning("MLflow logging failed (%s: %s); results are kept in %s", type(err).__name__,
-                    str(err).splitlines()[0] if str(err) else "", run_dir)
+        log.warning("MLflow logging failed: %s; results are kept in %s", describe_failure(err, uri), run_dir)
         return
     print(f"mlflow: run {run_id} at {uri}")
 

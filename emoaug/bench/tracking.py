@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,13 @@ log = logging.getLogger("emoaug")
 
 EXPERIMENT = "emoaug"
 MAX_PARAM_LENGTH = 500  # MLflow caps values; long ones (lists of ids) are in the config.json artifact
+STORE_LOCK_WAIT_S = 600.0  # how long a run waits for another one logging into the same sqlite store
+# MLflow's loggers and those of the libraries it logs through (each name and every logger below it)
+MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "huey")
+
+
+class TrackingStoreError(Exception):
+    """A tracking store that cannot be used; the message is one line naming the store and the reason."""
 
 
 def default_tracking_uri(out_dir: str | Path) -> str:
@@ -114,8 +123,18 @@ def log_benchmark(*, tracking_uri: str, out_dir: Path, run_dir: Path, result) ->
     """Log one benchmark run: a parent run (resolved config as params, the run folder as artifacts) and one
     child run per (generator, arm) with the same metric names (``ua``, ``wa``, ``macro_f1``, ... and their
     fold statistics), the generator's resolved config as params and tags to filter on. Returns the parent's
-    id. A re-run of the same command (same run folder and config) updates its runs instead of adding runs."""
+    id. A re-run of the same command (same run folder and config) updates its runs instead of adding runs.
+
+    A local sqlite store is written under an inter-process lock and checked first (see :func:`sqlite_store`);
+    any failure is raised for the caller to report in one line (:func:`describe_failure`), while MLflow's
+    own logging of it is silenced."""
     _quiet_mlflow()
+    db = sqlite_store_path(tracking_uri)
+    with _mlflow_logging_silenced(), (sqlite_store(db) if db else contextlib.nullcontext()):
+        return _log_benchmark(tracking_uri, Path(out_dir), Path(run_dir), result)
+
+
+def _log_benchmark(tracking_uri: str, out_dir: Path, run_dir: Path, result) -> str:
     import mlflow
     from mlflow.tracking import MlflowClient
 
@@ -123,17 +142,17 @@ def log_benchmark(*, tracking_uri: str, out_dir: Path, run_dir: Path, result) ->
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = _experiment_id(mlflow, tracking_uri, out_dir)
     client = MlflowClient(tracking_uri)
-    identity = {"emoaug.run_dir": str(Path(run_dir).resolve()), "emoaug.fingerprint": config.fingerprint()}
+    identity = {"emoaug.run_dir": str(run_dir.resolve()), "emoaug.fingerprint": config.fingerprint()}
     tags = {**identity, "corpus": config.corpus, "profile": config.profile, "split": config.split,
             "protocols": ",".join(config.protocols), "test_corpus": config.test_corpus or "",
             "generators": ",".join(config.generators), "labels": ",".join(result.labels)}
     parent_id = _find_run(client, experiment_id, {**identity, "emoaug.level": "benchmark"})
     with mlflow.start_run(run_id=parent_id, experiment_id=None if parent_id else experiment_id,
-                          run_name=Path(run_dir).name) as parent:
+                          run_name=run_dir.name) as parent:
         mlflow.set_tags({**tags, "emoaug.level": "benchmark"})
         if parent_id is None:
             mlflow.log_params(flatten("", config.to_dict()))
-        for path in (Path(run_dir) / name for name in RUN_ARTIFACTS):
+        for path in (run_dir / name for name in RUN_ARTIFACTS):
             if path.is_dir():
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
             elif path.exists():
@@ -141,6 +160,141 @@ def log_benchmark(*, tracking_uri: str, out_dir: Path, run_dir: Path, result) ->
         for generator, arm in result.summary[["generator", "arm"]].drop_duplicates().itertuples(index=False):
             _log_child(mlflow, client, experiment_id, parent.info.run_id, tags, result, generator, arm)
         return parent.info.run_id
+
+
+# ---------------------------------------------------------------------------- the store: faults and races
+def sqlite_store_path(tracking_uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///PATH`` tracking URI; None for a server, another database,
+    an in-memory or a ``file:`` URI database."""
+    if not tracking_uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url  # MLflow's own URL parser for these URIs
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(tracking_uri).database
+    except ArgumentError:
+        return None  # MLflow reports the malformed URI itself
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+@contextlib.contextmanager
+def sqlite_store(db: Path, wait_s: float = STORE_LOCK_WAIT_S) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.lock`` while logging into the sqlite store ``db``, after checking
+    (under the lock) that the store can be written.
+
+    Why a lock and not a retry: MLflow creates a fresh store in several steps (``create_all``, then alembic
+    migrations that rewrite tables and stamp ``alembic_version``). Two processes interleaving them fail at any
+    step ("table latest_metrics already exists", "duplicate column name", "Online migration expected to match
+    one row") and can leave a half-migrated schema that fails every later run, which no retry repairs; the
+    creation of the experiment and the re-run's lookup of its parent run race the same way. So every emoaug
+    process holds one lock for its whole logging: the first creates the schema, the others wait (seconds)
+    and then find it complete. ``flock`` is released by the kernel when the holder exits, even when killed, so
+    the lock never goes stale; the lock file stays (removing it would let a third process lock a new inode).
+    It does not exclude a non-emoaug process (``mlflow ui``) creating the schema at the same moment.
+    """
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)  # as MLflow does for a sqlite URI
+    except OSError as err:
+        raise TrackingStoreError(f"cannot create the folder of the MLflow store {db} "
+                                 f"({err.strerror or type(err).__name__})") from None
+    with _exclusive_lock(Path(f"{db}.lock"), db, wait_s):
+        check_sqlite_store(db)
+        yield
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock: Path, db: Path, wait_s: float) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; concurrent runs there can still race (as in MLflow itself)
+        fcntl = None
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666) if fcntl else None
+    except OSError:  # nothing can be created beside the store: check_sqlite_store reports why it is unusable
+        fd = None
+    if fd is None:
+        yield
+        return
+    try:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingStoreError(f"the MLflow store {db} stayed locked by another process for "
+                                             f"{wait_s:.0f} s ({lock})") from None
+                if not told:
+                    log.info("waiting for another run logging into the MLflow store %s", db)
+                    told = True
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_sqlite_store(db: Path) -> None:
+    """Raise :class:`TrackingStoreError` naming ``db`` when the sqlite store cannot be written (a read-only
+    file, folder or file system; not a database). MLflow itself would retry opening it for about 100 s,
+    logging each attempt, and then fail with a page of SQLAlchemy errors."""
+    import sqlite3
+
+    try:
+        connection = sqlite3.connect(str(db), timeout=60)
+        try:
+            # A write that changes nothing: the header's user_version, which MLflow does not use. Unlike
+            # BEGIN IMMEDIATE it writes a page, so it needs the journal beside the file: a read-only folder
+            # with a writable database fails here too. (A new, empty file is what MLflow creates anyway.)
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            connection.execute(f"PRAGMA user_version = {version}")
+            connection.commit()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        raise TrackingStoreError(f"cannot write the MLflow store {db} ({err})") from None
+
+
+@contextlib.contextmanager
+def _mlflow_logging_silenced() -> Iterator[None]:
+    """MLflow, SQLAlchemy and alembic log a failing store at length before raising (a warning per retry, the
+    SQL, the exception text); the caller reports the raised error in one line, so their loggers are silenced
+    while we log. (A successful logging prints nothing through them.) Loggers below these names that have no
+    level of their own follow them; those with one are set too; all are restored afterwards."""
+    manager = logging.Logger.manager
+    names = {*MLFLOW_LOGGERS, *(name for name, item in list(manager.loggerDict.items())
+                                if isinstance(item, logging.Logger) and item.level != logging.NOTSET
+                                and name.split(".", 1)[0] in MLFLOW_LOGGERS)}
+    saved = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def describe_failure(err: BaseException, tracking_uri: str) -> str:
+    """One line for a failed :func:`log_benchmark`: the store and the reason. Underneath MLflow's and
+    SQLAlchemy's wrappers (whose first line may be an autoflush hint) the reason is the innermost sqlite or
+    OS error, e.g. "attempt to write a readonly database" or "[Errno 111] Connection refused"."""
+    if isinstance(err, TrackingStoreError):
+        return str(err)
+    import sqlite3
+
+    reason, seen, current = err, set(), err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (sqlite3.Error, OSError)):
+            reason = current
+        current = current.__cause__ or current.__context__
+    text = str(reason).strip().splitlines()
+    return f"store {tracking_uri} ({type(reason).__name__}" + (f": {text[0]})" if text else ")")
 
 
 def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, result, generator: str,
