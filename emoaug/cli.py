@@ -62,6 +62,9 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--baseline-gen", default="dcgan",
                         help="generator the chosen one is compared with in Kim & Lee Tables 10-11 (default dcgan, "
                              "as in the paper); added to --gen when clarity runs a trainable generator; 'off' skips")
+    parser.add_argument("--reference", default="compare", choices=("compare", "egemaps", "off"),
+                        help="the classic real-only reference row in every table: openSMILE ComParE_2016 (compare, "
+                             "default) or eGeMAPSv02 (egemaps) functionals + RBF SVM on the same folds; off skips it")
     parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
     parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
     parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")

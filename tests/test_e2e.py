@@ -112,7 +112,10 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
     assert by_arm["specaugment", "main"].data.params["gen.time_masks"]
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"tables", "figures", "audio", "split_audit.json", "leakage_audit.json", "config.json",
-            "generators.csv", "quality.csv", "cells.json"} <= artifacts
+            "generators.csv", "quality.csv", "cells.json", "reference.csv"} <= artifacts
+    reference = pd.read_csv(run_dir / "reference.csv").iloc[0]  # the classic row, on the parent run
+    assert parent.data.metrics["classic_ua"] == pytest.approx(reference["ua"])
+    assert parent.data.metrics["classic_ua_diff_vs_none"] == pytest.approx(reference["ua_paired_diff"])
     wavs = {a.path for a in client.list_artifacts(parent.info.run_id, "audio/specaugment")}
     assert wavs and all(path.endswith(".wav") for path in wavs)
 

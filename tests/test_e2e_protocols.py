@@ -67,7 +67,8 @@ def test_diffusion_on_emodb_writes_every_applicable_paper_table_with_paper_colum
     assert " vs 100.0 (" in t09.loc["neutral", "neutral"]  # the paper's Table 9: neutral 100 % recognised
     assert " vs " in pd.read_csv(run_dir / "tables" / "kim2024_table10.csv").to_string()
     t12 = pd.read_csv(run_dir / "tables" / "kim2024_table12.csv", dtype=str)
-    assert t12["paper accuracy"].dropna().eq("0.9831").all() and len(t12) == 3
+    assert t12["paper accuracy"].dropna().eq("0.9831").all() and len(t12) == 4
+    assert t12["trained on"].iloc[0] == "emodb: classic (reference, real only)"  # no paper counterpart
     for name in (*KIM_EMODB, *MALIK, "generators"):  # each names WA/UA and the split
         text = (run_dir / "tables" / f"{name}.md").read_text()
         assert "WA = overall accuracy" in text and "UA = unweighted mean of per-class recall" in text, name

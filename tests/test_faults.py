@@ -151,7 +151,7 @@ def test_an_npz_archive_in_the_feature_cache_is_recomputed(emodb_root, tmp_path,
     args = [*args_for(emodb_root, tmp_path, "--cache-dir", str(tmp_path / "cache")), "--gen", "none"]
     assert main(args) == 0
     first = pd.read_csv(run_dir_of(tmp_path) / "predictions.csv")
-    victim = next((tmp_path / "cache").rglob("*.npy"))
+    victim = next((tmp_path / "cache" / "features").rglob("*.npy"))
     with open(victim, "wb") as handle:
         np.savez(handle, x=np.zeros(3))
     for meta in (tmp_path / "store").glob("cells/*/*/meta.json"):

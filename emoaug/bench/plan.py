@@ -76,11 +76,14 @@ class Workload:
     cross_items: pd.DataFrame | None = None
     cross_features: dict[str, np.ndarray] | None = None
     device: str = "cpu"
+    # item_id -> openSMILE functionals of the classic reference (None: --reference off); used by the driver only
+    functionals: dict[str, np.ndarray] | None = None
     _fold_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_fold_cache"] = {}
+        state["functionals"] = None  # the driver computes the reference: workers need not receive them
         return state
 
     def fold(self, index: int) -> Fold:

@@ -23,7 +23,8 @@ BASELINE_OFF = "off"
 def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = None, labels: str = "6class",
                        gen: str | Sequence[str] = DEFAULT_GENERATORS, gen_opt: Sequence[str] = (),
                        protocol: str = ",".join(DEFAULT_PROTOCOLS), test_corpus: str | None = None,
-                       test_data_root: str | None = None, baseline_gen: str = "dcgan", profile: str = "quick",
+                       test_data_root: str | None = None, baseline_gen: str = "dcgan", reference: str = "compare",
+                       profile: str = "quick",
                        classifier: str | None = None, preset: str | None = None, split: str = "kfold",
                        folds: int | None = None, seeds: int | None = None, seed: int = 0,
                        synthetic_ratio: float | None = None, epochs: int | None = None, device: str = "auto",
@@ -66,6 +67,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     resolve_labels(labels, ())  # a known label set ("all" takes the corpus's own labels later)
     for name in [*names, *([baseline] if baseline else [])]:
         require_known_name(name)
+    check_reference(reference)
     check_corpus(corpus, data_root)
     if test_corpus:
         check_corpus(test_corpus, test_data_root)
@@ -83,7 +85,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     return RunConfig(
         corpus=corpus, data_root=data_root, labels=labels, generators=generators,
         generator_configs=generator_configs, protocols=protocols,
-        test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline,
+        test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline, reference=reference,
         profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
         seed=seed, synthetic_ratio=float(ratio), classifier=classifier_settings,
         device=resolved_device, on_bad_file=on_bad_file, min_duration=float(min_duration),
@@ -91,6 +93,19 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh),
     )
+
+
+def check_reference(reference: str) -> None:
+    """A known --reference value; its package installed (found without importing it: the CLI stays instant)."""
+    import importlib.util
+
+    from ..classifiers.classic import REFERENCE_CHOICES, REFERENCE_OFF
+
+    if reference not in REFERENCE_CHOICES:
+        raise EmoaugError(f"--reference: unknown value {reference!r} (choose from {', '.join(REFERENCE_CHOICES)})")
+    if reference != REFERENCE_OFF and importlib.util.find_spec("opensmile") is None:
+        raise EmoaugError("--reference: the classic reference needs the opensmile package (pip install opensmile); "
+                          "or pass --reference off")
 
 
 def check_out_dir(out: str) -> None:

@@ -14,7 +14,7 @@ from .. import metrics
 from .. import storage as io
 from ..config import ClassifierSettings, RunConfig
 from ..errors import EmoaugError
-from .aggregate import arm_comparisons, generator_summary
+from .aggregate import BASELINE, arm_comparisons, generator_summary
 from .arms import ARMS, MAIN
 
 
@@ -32,11 +32,17 @@ class RunResult:
     generators: pd.DataFrame  # one row per generator: metrics, quality, cost (emoaug.bench.aggregate)
     arm_confusions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)  # (generator, arm), not main
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # paired vs none (emoaug.bench.aggregate)
+    # the classic real-only reference (empty with --reference off): its summary rows (as ``summary``) and one
+    # row as in ``generators`` (its metrics and the paired comparison with none)
+    reference_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reference: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 
-def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tuple[str, ...]) -> RunResult:
-    """Turn cells (fresh or stored) into tidy metric tables and write them into the run folder."""
+def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tuple[str, ...],
+                     reference: pd.DataFrame | None = None) -> RunResult:
+    """Turn cells (fresh or stored) and the reference's predictions into tidy metric tables and write them
+    into the run folder."""
     predictions = pd.concat([c.predictions for c in cells], ignore_index=True)
     quality_parts = [c.quality for c in cells if not c.quality.empty]
     quality = pd.concat(quality_parts, ignore_index=True) if quality_parts else pd.DataFrame(
@@ -65,8 +71,29 @@ def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tupl
         io.write_csv(run / "confusion" / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
     for (generator, arm), table in arm_confusions.items():
         io.write_csv(run / "confusion" / arm / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
+    reference_summary, reference_row = reference_results(run, reference, labels, summary, fold_metrics)
     return RunResult(run, config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
-                     generators, arm_confusions, comparisons)
+                     generators, arm_confusions, comparisons, reference_summary, reference_row)
+
+
+def reference_results(run: Path, reference: pd.DataFrame | None, labels: tuple[str, ...], summary: pd.DataFrame,
+                      fold_metrics: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the reference's summary rows, its generators-style row paired with none's real-only classifier)."""
+    if reference is None or reference.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    reference_summary = metrics.summarise(reference, labels, by=("generator", "arm"))
+    is_none_main = (summary["generator"] == BASELINE) & (summary["arm"] == MAIN)
+    none_folds = fold_metrics[(fold_metrics["generator"] == BASELINE) & (fold_metrics["arm"] == MAIN)]
+    both = generator_summary(pd.concat([summary[is_none_main], reference_summary], ignore_index=True),
+                             pd.DataFrame(columns=["generator", "emotion", "measure", "value"]),
+                             pd.DataFrame(columns=["generator", "generator_fit_s", "generate_s", "classifier_s",
+                                                   "n_synthetic_rows"]),
+                             pd.concat([none_folds, fold_level_metrics(reference, labels)], ignore_index=True))
+    row = both[both["generator"] != BASELINE].reset_index(drop=True)
+    io.write_csv(run / "reference_predictions.csv", reference)
+    io.write_csv(run / "reference_summary.csv", reference_summary)
+    io.write_csv(run / "reference.csv", row)
+    return reference_summary, row
 
 
 STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
@@ -97,11 +124,12 @@ def load_result(run_dir: Path) -> RunResult:
             path = run_dir / "confusion" / arm / f"{io.safe_name(generator)}.csv"
             if path.exists():
                 arm_confusions[(generator, arm)] = confusion(path)
-    comparisons_path = run_dir / "comparisons.csv"  # absent from runs stored before it existed
-    comparisons = pd.read_csv(comparisons_path) if comparisons_path.exists() else pd.DataFrame()
+    optional = {name: pd.read_csv(run_dir / name) if (run_dir / name).exists() else pd.DataFrame()
+                for name in ("comparisons.csv", "reference_summary.csv", "reference.csv")}  # absent from older runs
     return RunResult(run_dir, config, labels, frames["predictions.csv"], frames["fold_metrics.csv"],
                      frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
-                     frames["generators.csv"], arm_confusions, comparisons)
+                     frames["generators.csv"], arm_confusions, optional["comparisons.csv"],
+                     optional["reference_summary.csv"], optional["reference.csv"])
 
 
 def run_config_from_dict(stored: dict) -> RunConfig:

@@ -23,6 +23,7 @@ import pandas as pd
 from .. import metrics
 from .. import storage as io
 from ..config import RunConfig
+from ..classifiers.classic import extract_functionals, settings_for
 from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
 from ..errors import BadAudioError, EmoaugError
@@ -33,6 +34,7 @@ from .cells import CellResult, JudgeResult
 from .executors import Jobs, make_executor
 from .parallelism import Parallelism
 from .plan import CellSpec, Plan, Workload, plan_run
+from .reference import reference_predictions
 from .results import RunResult, assemble_results
 from .store import CellStore
 
@@ -135,6 +137,17 @@ def features_of(scan: CorpusScan, config: RunConfig, preset: MelPreset,
     return drop_failed_items(scan, failures, config), features
 
 
+def functionals_of(scan: CorpusScan, config: RunConfig) -> tuple[CorpusScan, dict | None]:
+    """(the scan without files openSMILE could not use, item_id -> functionals); None with --reference off."""
+    settings = settings_for(config.reference)
+    if settings is None:
+        return scan, None
+    failures: list[BadAudioError] = []
+    functionals = extract_functionals(scan.items, settings.feature_set, cache_root=cache_root(config),
+                                      failures=failures)
+    return drop_failed_items(scan, failures, config), functionals
+
+
 def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -> tuple[Workload, CorpusScan]:
     """Corpus, features and folds, with the run folder's input records written on the way. Every file
     that fails, at any stage, is skipped before the folds are made."""
@@ -144,15 +157,17 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -
         scan, test_scan = load_test_corpus(config, scan, progress)
     preset = get_preset(config.preset)
     scan, features = features_of(scan, config, preset, progress)
+    scan, functionals = functionals_of(scan, config)
     check_label_set_covered(scan, config)
     warn_skipped(scan)
-    folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed)
+    folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed,
+                        val_speakers=config.classifier.val_speakers if config.classifier else None)
     audit = audit_splits(scan.items, folds, config.split)
     if config.split not in SPEAKER_INDEPENDENT:
         log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
     warn_absent_emotions(scan.items, audit)
     workload = Workload(config=config, preset=preset, labels=scan.labels, items=scan.items, folds=folds,
-                        features=features, device=config.device)
+                        features=features, device=config.device, functionals=functionals)
     if test_scan is not None:
         test_scan, workload.cross_features = features_of(test_scan, config, preset, progress)
         warn_skipped(test_scan)
@@ -217,7 +232,12 @@ def run_benchmark(config: RunConfig, *, progress: bool = False) -> RunResult:
         compute(todo, plan, workload, store, results, config)
     cells = [results[spec.key] for spec in plan.cells]
     record_cells(run_dir, plan, cells, store)
-    return assemble_results(run_dir, config, cells, scan.labels)
+    reference = None
+    if workload.functionals is not None:
+        seeds = sorted({spec.seed for spec in plan.cells})
+        reference = reference_predictions(workload.folds, workload.items, workload.functionals, scan.labels,
+                                          settings_for(config.reference), seeds)
+    return assemble_results(run_dir, config, cells, scan.labels, reference)
 
 
 def warn_absent_emotions(items: pd.DataFrame, audit: dict) -> None:

@@ -157,9 +157,22 @@ def _log_benchmark(tracking_uri: str, out_dir: Path, run_dir: Path, result) -> s
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
             elif path.exists():
                 mlflow.log_artifact(str(path))
+        mlflow.log_metrics(reference_metrics(getattr(result, "reference", None)))
         for generator, arm in result.summary[["generator", "arm"]].drop_duplicates().itertuples(index=False):
             _log_child(mlflow, client, experiment_id, parent.info.run_id, tags, result, generator, arm)
         return parent.info.run_id
+
+
+def reference_metrics(reference) -> dict[str, float]:
+    """The classic reference on the parent run: ``classic_ua``, ``classic_ua_fold_mean``, ... and
+    ``classic_ua_diff_vs_none`` (classic minus none's network, paired by cell)."""
+    if reference is None or reference.empty:
+        return {}
+    row = reference.iloc[0]
+    names = [f"{m}{s}" for m in ("wa", "ua", "macro_f1", "weighted_f1") for s in ("", "_fold_mean", "_fold_std")]
+    values = {f"classic_{name}": row.get(name) for name in names}
+    values["classic_ua_diff_vs_none"] = row.get("ua_paired_diff")
+    return {key: float(value) for key, value in values.items() if value is not None and pd.notna(value)}
 
 
 # ---------------------------------------------------------------------------- the store: faults and races
@@ -323,4 +336,4 @@ def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, r
 RUN_ARTIFACTS = ("report.html", "tables", "figures", "confusion", "audio", "config.json", "split.json",
                  "split_audit.json", "skipped.json", "leakage_audit.json", "cells.json", "summary.csv",
                  "fold_metrics.csv", "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv",
-                 "timings.csv")
+                 "timings.csv", "reference.csv", "reference_summary.csv", "reference_predictions.csv")

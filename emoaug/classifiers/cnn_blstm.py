@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+POOLINGS = ("mean", "mean_std")
+
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(
@@ -36,9 +38,12 @@ class CNNBLSTM(nn.Module):
         lstm_layers: int,
         lstm_dropout: float,
         time_pool: int,
+        pooling: str = "mean",
     ):
         super().__init__()
-        self.n_mels = n_mels
+        if pooling not in POOLINGS:
+            raise ValueError(f"CNNBLSTM: pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.n_mels, self.pooling = n_mels, pooling
         blocks: list[nn.Module] = []
         for index in range(3):
             blocks.append(_conv_block(n_mels if index == 0 else channels, channels, kernel_size, conv_dropout))
@@ -57,15 +62,17 @@ class CNNBLSTM(nn.Module):
             dropout=lstm_dropout if lstm_layers > 1 else 0.0,
         )
         self.output_dropout = nn.Dropout(lstm_dropout)
-        self.classifier = nn.Linear(2 * lstm_hidden, n_classes)
-        self.embedding_dim = 2 * lstm_hidden
+        self.embedding_dim = 2 * lstm_hidden * (2 if pooling == "mean_std" else 1)
+        self.classifier = nn.Linear(self.embedding_dim, n_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean over time of the BLSTM outputs, ``[B, 2 * lstm_hidden]``."""
+        """Mean (and with ``mean_std`` pooling, std) over time of the BLSTM outputs, ``[B, embedding_dim]``."""
         if x.ndim != 3 or x.shape[1] != self.n_mels:
             raise ValueError(f"CNNBLSTM expects [B, {self.n_mels}, T], got {tuple(x.shape)}")
         features = self.conv(x)  # [B, C, T']
         sequence, _ = self.lstm(features.transpose(1, 2))  # [B, T', 2H]
+        if self.pooling == "mean_std":  # statistics pooling, as in x-vectors
+            return torch.cat([sequence.mean(dim=1), sequence.std(dim=1, unbiased=False)], dim=1)
         return sequence.mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,6 +90,7 @@ def cnn_blstm(
     lstm_layers: int = 2,
     lstm_dropout: float = 0.2,
     time_pool: int = 2,
+    pooling: str = "mean",
 ) -> CNNBLSTM:
     """Malik et al. (2023) CNN-BLSTM; ``time_pool`` is the max-pool factor between conv blocks (1 = none)."""
     return CNNBLSTM(
@@ -95,4 +103,5 @@ def cnn_blstm(
         lstm_layers=lstm_layers,
         lstm_dropout=lstm_dropout,
         time_pool=time_pool,
+        pooling=pooling,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +25,8 @@ from .resnet import resnet50
 
 BUILDERS: dict[str, Callable[..., nn.Module]] = {"cnn_blstm": cnn_blstm, "resnet50": resnet50}
 CLASS_WEIGHTS = (None, "balanced")
+LR_SCHEDULES = ("constant", "cosine")
+INPUT_NORMS = ("none", "utterance", "bins")
 
 
 def available_classifiers() -> list[str]:
@@ -61,6 +64,15 @@ class TrainConfig:
     device: str = "cpu"
     class_weight: str | None = None  # None or "balanced" (n / (n_classes * count), from the training rows)
     max_grad_norm: float | None = None  # gradient clipping by global norm when set
+    lr_schedule: str = "constant"  # "constant" or "cosine" (annealed to 0 over ``epochs``, per batch)
+    # "utterance": each row's mel bins are standardised over its own frames before the network (CMVN; no
+    # statistics of other utterances, so nothing of the test speakers leaks in). "bins": each mel bin is
+    # standardised with the mean and std of that bin over the training rows (fit() learns them, like a
+    # scikit-learn StandardScaler in front of the network).
+    input_norm: str = "none"
+    # After early stopping on validation, train a fresh model (same seed) on train + validation rows for
+    # the epoch count validation chose: the validation speakers then also teach the model.
+    refit: bool = False
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -69,6 +81,10 @@ class TrainConfig:
             raise EmoaugError(f"train config: class_weight must be None or 'balanced', got {self.class_weight!r}")
         if self.patience is not None and self.patience < 1:
             raise EmoaugError(f"train config: patience must be >= 1 or None, got {self.patience}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise EmoaugError(f"train config: lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.input_norm not in INPUT_NORMS:
+            raise EmoaugError(f"train config: input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +163,7 @@ class SERClassifier:
         self.n_mels: int | None = None
         self.history: list[dict[str, float]] = []
         self.best_epoch: int | None = None
+        self.bin_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) [n_mels, 1] for "bins"
 
     # ----------------------------------------------------------------- training
     def fit(self, train: FeatureSet, val: FeatureSet | None = None, *, progress: bool | None = None) -> SERClassifier:
@@ -162,25 +179,40 @@ class SERClassifier:
             raise ValueError("fit: train and val have different label sets")
         self.labels, self.n_mels = train.labels, train.n_mels
         self.history, self.best_epoch = [], None
+        self.bin_stats = _bin_stats(train.x) if cfg.input_norm == "bins" else None
         with deterministic_algorithms(device), _seeded(cfg.seed, device):
             self.model = build_model(self.arch, n_mels=train.n_mels, n_classes=len(train.labels), **self.arch_kwargs)
             self.model.to(device)
             self._train_epochs(train, val, device, progress)
+        if cfg.refit and self.best_epoch is not None:
+            with deterministic_algorithms(device), _seeded(cfg.seed, device):  # the same initial weights
+                self.model = build_model(self.arch, n_mels=train.n_mels, n_classes=len(train.labels),
+                                         **self.arch_kwargs)
+                self.model.to(device)
+                self._train_epochs(FeatureSet.concat([train, val]), None, device, progress,
+                                   stop_after=self.best_epoch)
         return self
 
-    def _train_epochs(self, train: FeatureSet, val: FeatureSet | None, device: torch.device, progress: bool | None):
+    def _train_epochs(self, train: FeatureSet, val: FeatureSet | None, device: torch.device, progress: bool | None,
+                      stop_after: int | None = None):
+        """Train for ``epochs`` (or ``stop_after``, for a refit), keeping the weights of the best validation UA."""
         cfg = self.train_config
         optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the schedule's horizon is always ``epochs``: a refit follows the very trajectory validation judged
+        schedule = _lr_schedule(optimizer, cfg.lr_schedule, cfg.epochs * len(_batches(torch.arange(len(train)),
+                                                                                         cfg.batch_size)))
         weight = balanced_class_weights(train.y, len(self.labels)).to(device) if cfg.class_weight else None
         loss_fn = nn.CrossEntropyLoss(weight=weight)
         # shuffling has its own generator so it does not depend on how many numbers model init drew
         shuffler = torch.Generator().manual_seed(cfg.seed)
         best_ua, best_state, stale = -1.0, None, 0
-        bar = tqdm(range(1, cfg.epochs + 1), desc=f"train {self.arch}", unit="epoch", disable=_tqdm_disable(progress))
+        epochs = range(1, (stop_after or cfg.epochs) + 1)
+        bar = tqdm(epochs, desc=f"train {self.arch}", unit="epoch", disable=_tqdm_disable(progress))
         for epoch in bar:
             started = time.perf_counter()
-            train_loss = self._train_one_epoch(train, optimizer, loss_fn, shuffler, device)
-            record = {"epoch": epoch, "train_loss": train_loss, "val_ua": float("nan"), "val_wa": float("nan")}
+            train_loss = self._train_one_epoch(train, optimizer, schedule, loss_fn, shuffler, device)
+            record = {"epoch": epoch, "train_loss": train_loss, "val_ua": float("nan"), "val_wa": float("nan"),
+                      "refit": stop_after is not None}
             if val is not None and len(val):
                 scores = classification_metrics(*self._item_predictions(val, device), list(self.labels))
                 record["val_ua"], record["val_wa"] = scores["ua"], scores["wa"]
@@ -200,13 +232,13 @@ class SERClassifier:
         if best_state is not None:
             self.model.load_state_dict(best_state)
 
-    def _train_one_epoch(self, train, optimizer, loss_fn, shuffler, device) -> float:
+    def _train_one_epoch(self, train, optimizer, schedule, loss_fn, shuffler, device) -> float:
         cfg = self.train_config
         self.model.train()
         order = torch.randperm(len(train), generator=shuffler)
         total, seen = 0.0, 0
         for batch in _batches(order, cfg.batch_size):
-            x = train.x[batch].to(device, dtype=torch.float32, non_blocking=True)
+            x = self._inputs(train.x[batch].to(device, dtype=torch.float32, non_blocking=True))
             y = train.y[batch].to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.model(x), y)
@@ -214,6 +246,8 @@ class SERClassifier:
             if cfg.max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
             optimizer.step()
+            if schedule is not None:
+                schedule.step()
             total += float(loss.detach()) * len(batch)
             seen += len(batch)
         return total / max(seen, 1)
@@ -225,11 +259,20 @@ class SERClassifier:
         if fs.labels != self.labels:
             raise ValueError(f"label set {fs.labels} differs from the one the classifier was fitted on {self.labels}")
 
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.train_config.input_norm == "utterance":
+            return (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
+        if self.bin_stats is not None:
+            mean, std = self.bin_stats
+            return (x - mean.to(x.device)) / std.to(x.device)
+        return x
+
     @torch.no_grad()
     def _run_batched(self, fs: FeatureSet, device: torch.device, method: Callable[[torch.Tensor], torch.Tensor]):
         self.model.eval()
         batch_size = self.train_config.batch_size
-        outputs = [method(fs.x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(fs), batch_size)]
+        outputs = [method(self._inputs(fs.x[i : i + batch_size].to(device))).float().cpu()
+                   for i in range(0, len(fs), batch_size)]
         if not outputs:
             return None
         return torch.cat(outputs).numpy()
@@ -274,6 +317,7 @@ class SERClassifier:
             "n_mels": self.n_mels,
             "history": [dict(r) for r in self.history],
             "best_epoch": self.best_epoch,
+            "bin_stats": None if self.bin_stats is None else [t.clone() for t in self.bin_stats],
             "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
         }
 
@@ -283,6 +327,8 @@ class SERClassifier:
             raise ValueError(f"checkpoint is {state['arch']} {state['arch_kwargs']}, not {self.arch} {self.arch_kwargs}")
         self.labels, self.n_mels = tuple(state["labels"]), state["n_mels"]
         self.history, self.best_epoch = [dict(r) for r in state["history"]], state["best_epoch"]
+        stats = state.get("bin_stats")
+        self.bin_stats = None if stats is None else (stats[0], stats[1])
         self.model = build_model(self.arch, n_mels=self.n_mels, n_classes=len(self.labels), **self.arch_kwargs)
         self.model.load_state_dict(state["model"])
         self.model.to(resolve_device(self.train_config.device))
@@ -292,6 +338,19 @@ class SERClassifier:
     def from_state_dict(cls, state: dict[str, Any], device: str = "cpu") -> SERClassifier:
         config = TrainConfig(**{**state["train_config"], "device": device})
         return cls(state["arch"], config, **state["arch_kwargs"]).load_state_dict(state)
+
+
+def _bin_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of each mel bin over every frame of every training row, ``[n_mels, 1]`` each."""
+    flat = x.transpose(0, 1).reshape(x.shape[1], -1).double()
+    return flat.mean(dim=1, keepdim=True).float(), (flat.std(dim=1, keepdim=True) + 1e-5).float()
+
+
+def _lr_schedule(optimizer: torch.optim.Optimizer, kind: str, total_steps: int):
+    if kind == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1))))
 
 
 def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:

@@ -21,7 +21,8 @@ import pandas as pd
 from ..bench.arms import (CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN,
                             SYNTHETIC_ONLY)
 from .reference import malik2023_table01, reference_table
-from .tables import p_cell, paired_cell
+from ..classifiers.classic import FEATURE_SETS, REFERENCE_NAME
+from .tables import REFERENCE_LABEL, p_cell, paired_cell, reference_note
 
 BASELINE = "none"
 #: our corpus name -> the dataset name in Kim & Lee's tables
@@ -216,13 +217,19 @@ CONFUSION_NOTE = ("Rows = true emotion, columns = predicted, each row in percent
                   "published rows do not all sum to 100 %.")
 
 
-def kim_table12(summary: pd.DataFrame, corpus: str) -> pd.DataFrame:
-    """Accuracy and weighted precision/recall/F1 of the classifier trained on real (+ generated) rows."""
+def kim_table12(summary: pd.DataFrame, corpus: str, reference: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Accuracy and weighted precision/recall/F1 of the classifier trained on real (+ generated) rows, after
+    the classic reference's row when ``reference`` (its summary rows) is given."""
     dataset = KIM_DATASETS.get(corpus)
     paper = reference_table("kim2024_table12_classification_metrics").set_index("dataset") if dataset else None
     names = {"accuracy": "wa", "precision": "weighted_precision", "recall": "weighted_recall",
              "f1": "weighted_f1"}
     out = []
+    if reference is not None and not reference.empty:
+        values = {key: metric(reference, REFERENCE_NAME, MAIN, m) for key, m in names.items()}
+        if values["accuracy"] is not None:
+            out.append({"trained on": f"{corpus}: {REFERENCE_LABEL}",
+                        **{key: f"{value['fold_mean']:.4f}" for key, value in values.items()}})
     for generator in dict.fromkeys(summary["generator"]):
         values = {key: metric(summary, generator, MAIN, m) for key, m in names.items()}
         if values["accuracy"] is None:
@@ -240,13 +247,19 @@ def kim_table12(summary: pd.DataFrame, corpus: str) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- Malik et al.
 def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_arm: str, reference: str | None,
-                     improvement: bool, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+                     improvement: bool, comparisons: pd.DataFrame | None = None,
+                     classic: pd.DataFrame | None = None) -> pd.DataFrame:
     """UA of real-only, synthetic-only and real+synthetic classifiers per generator (fold mean and std, %);
-    the paper's rows follow ours when ``reference`` (a shipped table) is given."""
+    the classic reference's real-only UA first when ``classic`` (its summary rows) is given; the paper's rows
+    follow ours when ``reference`` (a shipped table) is given."""
     real = metric(summary, BASELINE, real_arm, "ua")
     if real is None:  # nothing to compare with (the runner always runs none, so only for partial frames)
         return pd.DataFrame()
     out = []
+    classic_ua = metric(classic, REFERENCE_NAME, MAIN, "ua") if classic is not None and not classic.empty else None
+    if classic_ua is not None:
+        out.append({"source": "reference", "generator / study": REFERENCE_LABEL,
+                    "real": percent(classic_ua["fold_mean"]), "real std": percent(classic_ua["fold_std"])})
     for generator in generating(summary):
         syn, both = metric(summary, generator, syn_arm, "ua"), metric(summary, generator, both_arm, "ua")
         if both is None:
@@ -288,10 +301,11 @@ def _plain(value) -> str:
     return "" if pd.isna(value) else f"{value:.2f}"
 
 
-def malik_table02(summary: pd.DataFrame, corpus: str, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+def malik_table02(summary: pd.DataFrame, corpus: str, comparisons: pd.DataFrame | None = None,
+                  classic: pd.DataFrame | None = None) -> pd.DataFrame:
     reference = "malik2023_table02_iemocap_uar" if corpus == MALIK_CORPUS else None
     return malik_arms_table(summary, MAIN, SYNTHETIC_ONLY, MAIN, reference, improvement=True,
-                            comparisons=comparisons)
+                            comparisons=comparisons, classic=classic)
 
 
 def malik_table03(summary: pd.DataFrame, corpus: str, test_corpus: str,
@@ -320,6 +334,10 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
     line for each that does not, saying why."""
     config, summary = result.config, result.summary
     comparisons = getattr(result, "comparisons", None)
+    classic = getattr(result, "reference_summary", None)
+    with_classic = ""  # the notes of tables that show the reference row say what it is
+    if classic is not None and not classic.empty:
+        with_classic = " " + reference_note(FEATURE_SETS.get(getattr(config, "reference", "compare"), "ComParE_2016"))
     corpus = config.corpus
     protocols = set(config.protocols or ())
     confusions = {**{(g, MAIN): c for g, c in result.confusions.items()}, **result.arm_confusions}
@@ -342,11 +360,12 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
                        "and another generator in --gen")
     if has_generated:
         tables.append(Table("kim2024_table12", f"Kim & Lee (2024) Table 12 layout: classifier trained on {corpus} "
-                            "(+ generated), tested on held-out real speakers", KIM12_NOTE,
-                            kim_table12(summary, corpus)))
+                            "(+ generated), tested on held-out real speakers", KIM12_NOTE + with_classic,
+                            kim_table12(summary, corpus, classic)))
     if has_generated and "augment" in protocols:
         tables.append(Table("malik2023_table02", f"Malik et al. (2023) Table 2 layout: UA of real / synthetic / "
-                            f"real+synthetic training on {corpus}", MALIK_NOTE, malik_table02(summary, corpus, comparisons)))
+                            f"real+synthetic training on {corpus}", MALIK_NOTE + with_classic,
+                            malik_table02(summary, corpus, comparisons, classic)))
     else:
         skipped.append("malik2023_table02: needs --protocol augment and a generator other than none")
     if has_generated and config.test_corpus:

@@ -20,7 +20,10 @@ def render_run(run_dir: Path, result) -> str:
     n_folds, n_seeds = result.fold_metrics["fold"].nunique(), result.fold_metrics["seed"].nunique()
     definitions = tables.definitions_note(result.labels, config.split, n_folds, n_seeds, cells=False)
     note = f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds)} {tables.QUALITY_NOTE}"
-    table = tables.generator_table(result.generators)
+    reference = getattr(result, "reference", pd.DataFrame())
+    if not reference.empty:
+        note += " " + tables.reference_note(reference_feature_set(config))
+    table = tables.generator_table(result.generators, reference)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
     index = [write_table(out, "generators", table, title, note)]
     text = [tables.to_text(table, title, note)]
@@ -44,6 +47,12 @@ def render_run(run_dir: Path, result) -> str:
     render_examples(Path(run_dir), config)
     write_html_report(Path(run_dir))  # last: it embeds the tables, figures and audio written above
     return "\n".join(text)
+
+
+def reference_feature_set(config) -> str:
+    from ..classifiers.classic import FEATURE_SETS
+
+    return FEATURE_SETS.get(getattr(config, "reference", "compare"), "ComParE_2016")
 
 
 def render_examples(run_dir: Path, config) -> None:

@@ -1,0 +1,209 @@
+"""Ablation of the fixed classifier protocol on a real corpus (issue 12): real-only UA of each variant over
+the same speaker-independent folds x seeds, with its paired effect against the current protocol and the
+``classic`` openSMILE + SVM reference on the same folds.
+
+    python benchmarks/classifier_ablation.py --data-root ../shared/data/emodb [--variants a,b] [--seeds 3]
+    # the paper protocol (ResNet-50 on the kim2024 preset), on a GPU:
+    python benchmarks/classifier_ablation.py --data-root DIR --profile paper --arch resnet50 --preset kim2024 \
+        --device cuda --jobs 1 --variants trainval
+
+Each variant changes one lever of the quick CNN-BLSTM protocol (or combines levers kept earlier). Cells run
+in worker processes (``--jobs``, one torch thread each); per-cell UA, WA and seconds go to ``--out`` as CSV,
+and the script prints a table: UA mean +- std over (fold, seed) cells, the paired difference to ``base``
+with a bootstrap 95 % CI and Wilcoxon p, WA, and seconds per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: lever -> (TrainConfig overrides, arch overrides, split overrides)
+VARIANTS: dict[str, tuple[dict, dict, dict]] = {
+    "base": ({}, {}, {}),
+    "balanced": ({"class_weight": "balanced"}, {}, {}),
+    "cosine60": ({"lr_schedule": "cosine", "epochs": 60, "patience": 60}, {}, {}),
+    "refit": ({"refit": True}, {}, {}),
+    "val1": ({}, {}, {"val_speakers": 1}),
+    "cmvn": ({"input_norm": "utterance"}, {}, {}),
+    "dropout3": ({}, {"conv_dropout": 0.3, "lstm_dropout": 0.3}, {}),
+    "wd1e-3": ({"weight_decay": 1e-3}, {}, {}),
+    "wide": ({}, {"channels": 128, "lstm_hidden": 128}, {}),
+    "bins": ({"input_norm": "bins"}, {}, {}),
+    "statpool": ({}, {"pooling": "mean_std"}, {}),
+    "lr3e-4": ({"lr": 3e-4, "epochs": 60, "patience": 15}, {}, {}),
+    # no early stopping: a fixed cosine schedule on train + validation speakers (all training speakers)
+    "trainval": ({"lr_schedule": "cosine", "epochs": 40, "patience": None}, {}, {"val_speakers": 0}),
+    "e60": ({"epochs": 60}, {}, {}),
+    "e25": ({"epochs": 25}, {}, {}),
+    "lr2e-3": ({"lr": 2e-3}, {}, {}),
+    "bs16": ({"batch_size": 16}, {}, {}),
+    "nodropout": ({}, {"conv_dropout": 0.0, "lstm_dropout": 0.0}, {}),
+    "narrow": ({}, {"channels": 32, "lstm_hidden": 32}, {}),
+    "wd0": ({"weight_decay": 0.0}, {}, {}),
+    "pool4": ({}, {"time_pool": 4}, {}),
+}
+#: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
+KEPT = "trainval+nodropout+pool4"
+
+
+def base_settings(profile: str, arch: str):
+    """What ``base`` means: for the quick CNN-BLSTM, the protocol before issue 12 (the profile now holds the kept
+    one); otherwise the profile's current settings."""
+    from emoaug.config import ClassifierSettings, get_profile
+
+    if (profile, arch) == ("quick", "cnn_blstm"):
+        return ClassifierSettings("cnn_blstm", {"channels": 64, "lstm_hidden": 64, "lstm_layers": 1}, epochs=30,
+                                  batch_size=32, lr=1e-3, weight_decay=1e-4, patience=8)
+    return get_profile(profile).classifiers[arch]
+
+
+def combined(names: str) -> tuple[dict, dict, dict]:
+    """``a+b``: the levers of a and b together."""
+    train, arch, split = {}, {}, {}
+    for name in names.split("+"):
+        t, a, s = VARIANTS[name]
+        train, arch, split = {**train, **t}, {**arch, **a}, {**split, **s}
+    return train, arch, split
+
+
+def load(data_root: str, preset_name: str):
+    from emoaug.datasets import load_corpus
+    from emoaug.features import FeatureCache, default_cache_root, extract_features, get_preset
+
+    scan = load_corpus("emodb", data_root)
+    preset = get_preset(preset_name)
+    features = extract_features(scan.items, preset, cache=FeatureCache(default_cache_root(), preset))
+    return scan, preset, features
+
+
+_WORKER: dict = {}
+
+
+def start_worker(data_root: str, preset: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["data"] = load(data_root, preset)
+
+
+def run_cell(task: dict) -> dict:
+    from emoaug.classifiers.training import SERClassifier, TrainConfig
+    from emoaug.features import Normaliser, build_featureset
+    from emoaug.metrics import classification_metrics
+    from emoaug.splits import make_splits
+
+    scan, preset, features = _WORKER["data"]
+    train_over, arch_over, split_over = combined(task["variant"])
+    folds = make_splits(scan.items, "kfold", n_folds=5, seed=0, **split_over)
+    fold = folds[task["fold"]]
+    settings = base_settings(task["profile"], task["arch"])
+    config = TrainConfig(**{"epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
+                            "weight_decay": settings.weight_decay, "patience": settings.patience,
+                            "seed": task["seed"], "device": task["device"], **train_over})
+    normaliser = Normaliser(preset.normalisation).fit([features[i] for i in fold.train])
+    by_id = scan.items.set_index("item_id", drop=False)
+    sets = {part: build_featureset({i: features[i] for i in getattr(fold, part)}, by_id.loc[getattr(fold, part)],
+                                   scan.labels, normaliser) for part in ("train", "val", "test")}
+    start = time.perf_counter()
+    clf = SERClassifier(task["arch"], config, **{**settings.arch_kwargs, **arch_over}).fit(sets["train"], sets["val"])
+    predicted = clf.predict_items(sets["test"])
+    scores = classification_metrics(predicted["y_true"], predicted["y_pred"], list(scan.labels))
+    return {"variant": task["variant"], "fold": task["fold"], "seed": task["seed"], "ua": scores["ua"],
+            "wa": scores["wa"], "seconds": time.perf_counter() - start, "best_epoch": clf.best_epoch}
+
+
+def classic_reference(data_root: str, feature_set: str, val_speakers: int | None = 0) -> pd.DataFrame:
+    """The classic reference on the same test folds; with ``val_speakers=0`` (as the kept protocol) it trains on
+    every training speaker and picks C by speaker-grouped cross-validation among them."""
+    from emoaug.classifiers.classic import ClassicSettings, extract_functionals, predict_fold
+    from emoaug.datasets import load_corpus
+    from emoaug.features import default_cache_root
+    from emoaug.metrics import classification_metrics
+    from emoaug.splits import make_splits
+
+    scan = load_corpus("emodb", data_root)
+    functionals = extract_functionals(scan.items, feature_set, cache_root=default_cache_root())
+    rows = []
+    for fold in make_splits(scan.items, "kfold", n_folds=5, seed=0, val_speakers=val_speakers):
+        predicted, chosen = predict_fold(fold, scan.items, functionals, scan.labels,
+                                         ClassicSettings(feature_set=feature_set))
+        scores = classification_metrics(predicted["y_true"], predicted["y_pred"], list(scan.labels))
+        rows.append({"fold": fold.index, "ua": scores["ua"], "wa": scores["wa"], "c": chosen["c"]})
+    return pd.DataFrame(rows)
+
+
+def report(cells: pd.DataFrame, classic: pd.DataFrame) -> pd.DataFrame:
+    from emoaug.stats import bootstrap_mean_ci, paired_p_value
+
+    base = cells[cells["variant"] == "base"].set_index(["fold", "seed"])["ua"]
+    ref = classic.set_index("fold")["ua"]
+    rows = []
+    for variant, part in cells.groupby("variant", sort=False):
+        ua = part.set_index(["fold", "seed"])["ua"]
+        row = {"variant": variant, "cells": len(part), "UA %": f"{100 * ua.mean():.1f} ± {100 * ua.std():.1f}",
+               "WA %": f"{100 * part['wa'].mean():.1f}", "s/cell": f"{part['seconds'].mean():.0f}",
+               "best epoch": f"{part['best_epoch'].mean():.0f}"}
+        for name, other in (("vs base", base), ("vs classic", None)):
+            if other is None:
+                diff = (ua - ref.reindex(ua.index.get_level_values("fold")).to_numpy()).to_numpy()
+            else:
+                shared = ua.index.intersection(other.index)
+                diff = (ua.loc[shared] - other.loc[shared]).to_numpy()
+            if variant == "base" and name == "vs base" or len(diff) < 2:
+                row[f"Δ {name} pp [95% CI], p"] = ""
+                continue
+            low, high = bootstrap_mean_ci(diff)
+            row[f"Δ {name} pp [95% CI], p"] = (f"{100 * diff.mean():+.1f} [{100 * low:+.1f}, {100 * high:+.1f}], "
+                                               f"{paired_p_value(diff):.3g}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-root", required=True)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--preset", default="emogen")
+    parser.add_argument("--profile", default="quick", help="whose classifier settings the variants start from")
+    parser.add_argument("--arch", default="cnn_blstm")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--reference", default="ComParE_2016")
+    parser.add_argument("--out", default="ablation_cells.csv", help="per-cell CSV (appended to, reused)")
+    args = parser.parse_args()
+    variants = ["base", *[v for v in args.variants.split(",") if v != "base"]]
+    load(args.data_root, args.preset)  # fill the feature cache once, before the workers read it
+    done = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame(columns=["variant", "fold", "seed"])
+    finished = set(zip(done["variant"], done["fold"], done["seed"]))
+    tasks = [{"variant": v, "fold": f, "seed": s, "profile": args.profile, "arch": args.arch, "device": args.device}
+             for v in variants for s in range(args.seeds) for f in range(5) if (v, f, s) not in finished]
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=start_worker,
+                             initargs=(args.data_root, args.preset, args.threads)) as pool:
+        for row in pool.map(run_cell, tasks):
+            done = pd.concat([done, pd.DataFrame([row])], ignore_index=True)
+            done.to_csv(args.out, index=False)
+            print(f"{row['variant']:<24} fold {row['fold']} seed {row['seed']}: UA {100 * row['ua']:.1f} "
+                  f"({row['seconds']:.0f} s, best epoch {row['best_epoch']})", flush=True)
+    cells = done[done["variant"].isin(variants)]
+    classic = classic_reference(args.data_root, args.reference)
+    with_val = classic_reference(args.data_root, args.reference, val_speakers=None)
+    for name, frame in (("trained on every training speaker, C by grouped CV", classic),
+                        ("trained without the validation speakers, C on them", with_val)):
+        print(f"classic ({args.reference} + SVM, {name}): UA {100 * frame['ua'].mean():.1f} ± "
+              f"{100 * frame['ua'].std():.1f} over {len(frame)} folds, WA {100 * frame['wa'].mean():.1f}")
+    print(report(cells, classic).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()

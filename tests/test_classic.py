@@ -1,0 +1,99 @@
+"""The classic reference (openSMILE functionals + SVM): fit on training speakers only, cached, and a real-only
+row in the generator table, Kim & Lee Table 12 and Malik et al. Table 2 of every run (``--reference off`` skips)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import emoaug.classifiers.classic as classic
+from emoaug.cli import main
+from tests.helpers import make_emodb
+
+
+@pytest.fixture(scope="module")
+def emodb_root(tmp_path_factory):
+    return make_emodb(tmp_path_factory.mktemp("data") / "emodb", speakers=("03", "08", "09", "10"),
+                      letters="WEAFTN", texts=("a01", "a02"), seconds=0.6)
+
+
+def test_scaler_and_svm_see_training_rows_only_and_validation_picks_c():
+    rng = np.random.default_rng(0)
+    labels = ("angry", "sad")
+    train_x = rng.normal(size=(40, 5)) + np.repeat([[0.0], [3.0]], 20, axis=0)
+    train_y = np.repeat(labels, 20)
+    val_x = rng.normal(size=(10, 5)) * 100 + 50  # far off: would move a scaler fit on it
+    val_y = np.repeat(labels, 5)
+    scaler, model, chosen = classic.fit_reference((train_x, train_y), (val_x, val_y), labels,
+                                                  classic.ClassicSettings())
+    np.testing.assert_allclose(scaler.mean_, train_x.mean(axis=0))
+    assert model.shape_fit_ == (40, 5) and chosen["c"] in classic.C_GRID
+    _, _, without_val = classic.fit_reference((train_x, train_y), (val_x[:0], val_y[:0]), labels,
+                                              classic.ClassicSettings())
+    assert without_val["c"] == 1.0
+
+
+def test_functionals_are_cached_per_content(emodb_root, tmp_path, monkeypatch):
+    from emoaug.datasets import load_corpus
+
+    items = load_corpus("emodb", emodb_root).items.head(4)
+    first = classic.extract_functionals(items, "eGeMAPSv02", cache_root=tmp_path)
+    assert {v.shape for v in first.values()} == {(88,)}
+    monkeypatch.setattr(classic, "_smile", lambda name: pytest.fail("openSMILE ran although every item is cached"))
+    again = classic.extract_functionals(items, "eGeMAPSv02", cache_root=tmp_path)
+    assert all(np.array_equal(first[i], again[i]) for i in first)
+
+
+def run(emodb_root, tmp_path, *extra: str) -> tuple[int, object]:
+    args = ["--corpus", "emodb", "--data-root", str(emodb_root), "--profile", "smoke", "--gen", "none,specaugment",
+            "--protocol", "augment", "--seeds", "2", "--reference", "egemaps", "--out", str(tmp_path / "runs"),
+            "--store", str(tmp_path / "store"), "--cache-dir", str(tmp_path / "cache"), "--no-mlflow", *extra]
+    code = main(args)
+    return code, next((tmp_path / "runs").iterdir())
+
+
+def test_every_run_has_the_reference_row_in_its_tables(emodb_root, tmp_path, capsys):
+    code, run_dir = run(emodb_root, tmp_path)
+    out = capsys.readouterr().out
+    assert code == 0
+    predictions = pd.read_csv(run_dir / "reference_predictions.csv")
+    manifest = pd.read_csv(run_dir / "manifest.csv")
+    split = json.loads((run_dir / "split.json").read_text())["folds"]
+    assert sorted(predictions["seed"].unique()) == [0, 1]
+    for fold in split:  # every test item of every fold, the same predictions for each seed (a deterministic SVM)
+        part = predictions[predictions["fold"] == fold["index"]]
+        assert sorted(part[part["seed"] == 0]["item_id"]) == sorted(fold["test"])
+        by_seed = [p.sort_values("item_id")["y_pred"].tolist() for _, p in part.groupby("seed")]
+        assert by_seed[0] == by_seed[1]
+    assert set(predictions["item_id"]) <= set(manifest["item_id"])
+    reference = pd.read_csv(run_dir / "reference.csv")
+    assert reference["generator"].tolist() == ["classic"] and reference["ua_pairs"].tolist() == [4]
+    for table in ("generators", "kim2024_table12", "malik2023_table02"):
+        text = (run_dir / "tables" / f"{table}.md").read_text()
+        assert "classic (reference, real only)" in text and "openSMILE eGeMAPSv02" in text, table
+    assert "classic (reference, real only)" in out
+    summary = pd.read_csv(run_dir / "reference_summary.csv").set_index("metric")
+    generators = pd.read_csv(run_dir / "tables" / "generators.csv")
+    row = generators[generators["generator"] == "classic (reference, real only)"].iloc[0]
+    assert row["UA %"].startswith(f"{100 * summary.loc['ua', 'pooled']:.1f}")
+
+    capsys.readouterr()
+    assert main(["report", "--out", str(tmp_path / "runs")]) == 0  # re-rendered from the folder alone
+    assert "classic (reference, real only)" in capsys.readouterr().out
+
+
+def test_reference_off_leaves_it_out(emodb_root, tmp_path, capsys):
+    code, run_dir = run(emodb_root, tmp_path, "--reference", "off")
+    assert code == 0
+    assert not (run_dir / "reference.csv").exists()
+    assert "classic" not in (run_dir / "tables" / "generators.md").read_text()
+
+
+def test_an_unknown_reference_is_an_option_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["--reference", "mfcc", "--out", str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "argument --reference: invalid choice: 'mfcc'" in capsys.readouterr().err
