@@ -275,7 +275,7 @@ def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_ar
             row.update({"paired improvement [95% CI]": versus["diff"], "p / p_Holm": versus["p"]})
         out.append(row)
     if reference is None:
-        return pd.DataFrame(out)
+        return pd.DataFrame(out).fillna("")  # the reference row has no synthetic columns
     paper = reference_table(reference).set_index("study")
     for row in out:
         study = MALIK_STUDY.get(row["generator / study"])

@@ -61,9 +61,10 @@ REFERENCE_LABEL = "classic (reference, real only)"
 
 def reference_note(feature_set: str) -> str:
     return (f"classic = the real-only reference: openSMILE {feature_set} functionals, standardised on the training "
-            "speakers, RBF SVM with C chosen on the validation speakers, trained on the same training speakers of "
-            "each fold (deterministic: the same predictions for every seed); its ΔUA compares it with none's "
-            "network on the same cells.")
+            "speakers, RBF SVM trained on the same training speakers of each fold as the network, with C chosen on "
+            "the validation speakers (folds without any: by cross-validation grouped by training speaker); "
+            "deterministic, so the same predictions for every seed; its ΔUA compares it with none's network on "
+            "the same cells.")
 
 
 def generator_table(generators: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
