@@ -241,3 +241,49 @@ def test_train_config_round_trip():
     assert TrainConfig(**cfg.to_dict()) == cfg
     clf = SERClassifier("cnn_blstm", cfg, **SMALL).fit(separable_set())
     assert np.isfinite(clf.history[-1]["train_loss"])
+
+
+# ------------------------------------------------------------------ protocol levers (issue 12)
+def test_bin_standardisation_uses_training_rows_only_and_survives_a_checkpoint():
+    train, shifted = separable_set(seed=1), separable_set(seed=2)
+    shifted = FeatureSet(shifted.x * 10 + 5, shifted.y, LABELS, shifted.item_ids)  # another scale entirely
+    clf = SERClassifier("cnn_blstm", config(epochs=2, input_norm="bins"), **SMALL).fit(train, shifted)
+    mean, std = clf.bin_stats
+    flat = train.x.transpose(0, 1).reshape(train.n_mels, -1).double()
+    np.testing.assert_allclose(mean[:, 0].numpy(), flat.mean(dim=1).numpy(), rtol=1e-5, atol=1e-6)
+    assert torch.all(std > 0)
+    restored = SERClassifier.from_state_dict(clf.state_dict())
+    np.testing.assert_array_equal(restored.predict_proba(shifted), clf.predict_proba(shifted))
+
+
+def test_cosine_schedule_anneals_the_learning_rate_to_zero():
+    from emoaug.classifiers.training import _lr_schedule
+
+    clf = SERClassifier("cnn_blstm", config(epochs=3, lr_schedule="cosine"), **SMALL).fit(separable_set())
+    assert len(clf.history) == 3 and clf.history[-1]["train_loss"] < clf.history[0]["train_loss"]
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    schedule = _lr_schedule(optimizer, "cosine", total_steps=4)
+    seen = []
+    for _ in range(4):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert seen[0] == pytest.approx(0.5) and seen == sorted(seen, reverse=True)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_refit_trains_again_on_train_and_validation_for_the_chosen_epochs():
+    train, val = separable_set(seed=3), separable_set(seed=4)
+    clf = SERClassifier("cnn_blstm", config(epochs=4, refit=True), **SMALL).fit(train, val)
+    first = [r for r in clf.history if not r["refit"]]
+    again = [r for r in clf.history if r["refit"]]
+    assert len(first) == 4 and len(again) == clf.best_epoch
+    assert all(np.isnan(r["val_ua"]) for r in again)
+
+
+@pytest.mark.parametrize(("field", "value"), [("lr_schedule", "step"), ("input_norm", "global")])
+def test_unknown_protocol_levers_are_errors(field, value):
+    with pytest.raises(EmoaugError, match=field):
+        config(**{field: value})
