@@ -185,16 +185,8 @@ class FeatureCache:
 
     def get(self, sha1: str) -> np.ndarray | None:
         path = self.path_for(sha1)
-        if not path.is_file():
-            return None
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            log.warning("feature cache: unreadable %s (%s); recomputing", path, err)
-            return None
-        if not isinstance(array, np.ndarray):  # e.g. an .npz archive under our name
-            getattr(array, "close", lambda: None)()
-            log.warning("feature cache: %s is not a single array; recomputing", path)
+        array = storage.read_npy(path, "feature cache")
+        if array is None:
             return None
         if not self._valid(array):
             log.warning("feature cache: %s has shape %s dtype %s; recomputing", path, array.shape, array.dtype)

@@ -103,6 +103,27 @@ def write_npy(path: str | Path, array) -> Path:
     return Path(path)
 
 
+def read_npy(path: Path, what: str):
+    """The single array stored at ``path`` by :func:`write_npy`, or None (with one warning naming ``what``)
+    when it is missing, unreadable or something else under that name (e.g. an .npz archive)."""
+    import logging
+
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        logging.getLogger("emoaug").warning("%s: unreadable %s (%s); recomputing", what, path, err)
+        return None
+    if not isinstance(array, np.ndarray):
+        getattr(array, "close", lambda: None)()
+        logging.getLogger("emoaug").warning("%s: %s is not a single array; recomputing", what, path)
+        return None
+    return array
+
+
 def write_wav(path: str | Path, audio, sample_rate: int, subtype: str = "PCM_16") -> Path:
     import soundfile as sf
 

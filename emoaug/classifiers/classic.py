@@ -18,6 +18,7 @@ The SVM is deterministic, so every seed of a fold gets the same predictions.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ REFERENCE_CHOICES = (*FEATURE_SETS, REFERENCE_OFF)
 #: the name of the reference in result tables (never a generator: the registry refuses it)
 REFERENCE_NAME = "classic"
 SAMPLE_RATE = 16000
+_HEX = re.compile(r"[0-9a-f]{8,128}")
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 INNER_FOLDS = 3  # speaker-grouped folds that choose C when a fold has no validation speakers
 
@@ -73,19 +75,14 @@ class FunctionalsCache:
         self.directory = Path(root) / "classic" / f"{feature_set}-{opensmile.__version__}"
 
     def path_for(self, sha1: str) -> Path:
+        if not _HEX.fullmatch(sha1):  # the key becomes a path: never let it contain separators
+            raise ValueError(f"FunctionalsCache: invalid content hash {sha1!r}")
         return self.directory / sha1[:2] / f"{sha1}.npy"
 
     def get(self, sha1: str) -> np.ndarray | None:
         path = self.path_for(sha1)
-        if not path.is_file():
-            return None
-        try:
-            vector = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            log.warning("functionals cache: unreadable %s (%s); recomputing", path, err)
-            return None
-        if not (isinstance(vector, np.ndarray) and vector.ndim == 1 and np.isfinite(vector).all()):
-            getattr(vector, "close", lambda: None)()  # an .npz archive under our name
+        vector = storage.read_npy(path, "functionals cache")
+        if vector is not None and not (vector.ndim == 1 and np.isfinite(vector).all()):
             log.warning("functionals cache: %s is not one finite vector; recomputing", path)
             return None
         return vector
@@ -117,7 +114,7 @@ def extract_functionals(items: pd.DataFrame, feature_set: str, *, cache_root: Pa
     by_content: dict[str, np.ndarray] = {}
     out: dict[str, np.ndarray] = {}
     for row in items.itertuples(index=False):
-        sha1 = str(row.sha1)
+        sha1 = str(row.sha1).lower()
         vector = by_content.get(sha1)
         if vector is None and cache is not None:
             vector = cache.get(sha1)
