@@ -50,6 +50,9 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "narrow": ({}, {"channels": 32, "lstm_hidden": 32}, {}),
     "wd0": ({"weight_decay": 0.0}, {}, {}),
     "pool4": ({}, {"time_pool": 4}, {}),
+    "lstm2": ({}, {"lstm_layers": 2}, {}),
+    "k3": ({}, {"kernel_size": 3}, {}),
+    "ch96": ({}, {"channels": 96, "lstm_hidden": 96}, {}),
 }
 #: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
 KEPT = "trainval+nodropout+pool4"
