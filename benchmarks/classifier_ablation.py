@@ -53,6 +53,8 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "lstm2": ({}, {"lstm_layers": 2}, {}),
     "k3": ({}, {"kernel_size": 3}, {}),
     "ch96": ({}, {"channels": 96, "lstm_hidden": 96}, {}),
+    # experiment only (not a TrainConfig lever): first-order time deltas stacked under the mel bins
+    "deltas": ({"_deltas": True}, {}, {}),
 }
 #: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
 KEPT = "trainval+nodropout+pool4"
@@ -106,6 +108,7 @@ def run_cell(task: dict) -> dict:
 
     scan, preset, features = _WORKER["data"]
     train_over, arch_over, split_over = combined(task["variant"])
+    deltas = train_over.pop("_deltas", False)
     folds = make_splits(scan.items, "kfold", n_folds=5, seed=0, **split_over)
     fold = folds[task["fold"]]
     settings = base_settings(task["profile"], task["arch"])
@@ -116,12 +119,23 @@ def run_cell(task: dict) -> dict:
     by_id = scan.items.set_index("item_id", drop=False)
     sets = {part: build_featureset({i: features[i] for i in getattr(fold, part)}, by_id.loc[getattr(fold, part)],
                                    scan.labels, normaliser) for part in ("train", "val", "test")}
+    if deltas:
+        sets = {part: with_deltas(fs) for part, fs in sets.items()}
     start = time.perf_counter()
     clf = SERClassifier(task["arch"], config, **{**settings.arch_kwargs, **arch_over}).fit(sets["train"], sets["val"])
     predicted = clf.predict_items(sets["test"])
     scores = classification_metrics(predicted["y_true"], predicted["y_pred"], list(scan.labels))
     return {"variant": task["variant"], "fold": task["fold"], "seed": task["seed"], "ua": scores["ua"],
             "wa": scores["wa"], "seconds": time.perf_counter() - start, "best_epoch": clf.best_epoch}
+
+
+def with_deltas(fs):
+    import torch
+
+    from emoaug.featureset import FeatureSet
+
+    delta = torch.diff(fs.x, dim=-1, prepend=fs.x[..., :1])
+    return FeatureSet(torch.cat([fs.x, delta], dim=1), fs.y, fs.labels, fs.item_ids, fs.speakers)
 
 
 def classic_reference(data_root: str, feature_set: str, val_speakers: int | None = 0) -> pd.DataFrame:
