@@ -97,3 +97,12 @@ def test_an_unknown_reference_is_an_option_error(tmp_path, capsys):
         main(["--reference", "mfcc", "--out", str(tmp_path)])
     assert stopped.value.code == 2
     assert "argument --reference: invalid choice: 'mfcc'" in capsys.readouterr().err
+
+
+def test_no_generator_can_take_the_reference_name(capsys):
+    from emoaug.generators import RESERVED_NAMES, available_generators
+
+    assert classic.REFERENCE_NAME in RESERVED_NAMES and classic.REFERENCE_NAME not in available_generators()
+    assert main(["--gen", "none,classic", "--no-mlflow"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'classic' names the real-only reference row" in err

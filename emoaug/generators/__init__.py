@@ -27,6 +27,8 @@ BUILTIN_MODULES = {
     "diffusion": "emoaug.generators.diffusion",
 }
 _BUILTIN: dict[str, type[Generator]] = {}
+#: names a generator may not take: the classic reference row (emoaug.classifiers.classic.REFERENCE_NAME)
+RESERVED_NAMES = ("classic",)
 
 
 def register(cls: type[Generator]) -> type[Generator]:
@@ -40,11 +42,14 @@ def _plugins() -> dict[str, object]:
 
 
 def available_generators() -> list[str]:
-    return sorted({*BUILTIN_MODULES, *_plugins()})
+    return sorted({*BUILTIN_MODULES, *_plugins()} - set(RESERVED_NAMES))
 
 
 def require_known_name(name: str) -> None:
     """A one-line error unless ``name`` is a built-in, a plugin or an import path (nothing is imported)."""
+    if name in RESERVED_NAMES:
+        raise EmoaugError(f"--gen: {name!r} names the real-only reference row (see --reference), not a generator; "
+                          "a plugin must register under another name")
     if not (name in BUILTIN_MODULES or ":" in name or name in _plugins()):
         raise EmoaugError(f"--gen: unknown generator {name!r} (available: {', '.join(available_generators())})")
 
