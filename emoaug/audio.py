@@ -69,12 +69,11 @@ def probe_audio(path, *, min_duration: float = DEFAULT_MIN_DURATION,
     path = Path(path)
     data = _read_bytes(path)
     y, sr = _decode_bytes(data, path, max_duration=max_duration)
-    _validate_samples(y, path)
+    peak = _validate_samples(y, path)
     frames, channels = y.shape
     if frames / sr < min_duration:
         raise BadAudioError(path, f"too short ({frames / sr:.3g} s, {frames} samples; "
                                   f"--min-duration is {min_duration:g} s)")
-    peak = float(np.max(np.abs(y)))
     if peak < SILENCE_PEAK:
         raise BadAudioError(path, f"all-silent (peak {peak:.1e} below {SILENCE_PEAK:.0e})")
     if channels > 1 and float(np.max(_mix_down(y, peak))) < SILENCE_PEAK:
@@ -91,8 +90,7 @@ def probe_audio(path, *, min_duration: float = DEFAULT_MIN_DURATION,
 def load_mono(path, target_sr: int, *, peak_normalise: bool = True) -> np.ndarray:
     """Decode, average the channels, resample to ``target_sr`` (soxr_hq) and peak-normalise."""
     y, sr = read_audio(path)
-    _validate_samples(y, Path(path))
-    mono = _mix_down(y, float(np.max(np.abs(y))), keep_sign=True)
+    mono = _mix_down(y, _validate_samples(y, Path(path)), keep_sign=True)
     if sr != target_sr:
         mono = librosa.resample(
             mono, orig_sr=sr, target_sr=target_sr, res_type="soxr_hq", fix=True, scale=False
@@ -135,7 +133,8 @@ def _mix_down(y: np.ndarray, peak: float, *, keep_sign: bool = False) -> np.ndar
     return mono if keep_sign else np.abs(mono)
 
 
-def _validate_samples(y: np.ndarray, path: Path) -> None:
+def _validate_samples(y: np.ndarray, path: Path) -> float:
+    """Raise unless ``y`` holds finite, plausibly scaled samples; returns the peak magnitude."""
     if y.size == 0:
         raise BadAudioError(path, "empty audio (0 samples)")
     if not np.all(np.isfinite(y)):
@@ -143,6 +142,7 @@ def _validate_samples(y: np.ndarray, path: Path) -> None:
     peak = float(np.max(np.abs(y)))
     if peak > MAX_PLAUSIBLE_PEAK:
         raise BadAudioError(path, f"samples up to {peak:.1e}, beyond any audio scaling (corrupt float data)")
+    return peak
 
 
 def _check_header(path: Path, sr: int, channels: int) -> None:

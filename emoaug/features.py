@@ -17,7 +17,6 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -153,7 +152,6 @@ def _as_device(device: str | torch.device) -> torch.device:
 
 
 # ------------------------------------------------------------------------------------ cache
-_HEX = re.compile(r"[0-9a-f]{8,128}")
 
 
 def default_cache_root() -> Path:
@@ -178,10 +176,7 @@ class FeatureCache:
         return storage.remove_stale_temporaries(self.directory)
 
     def path_for(self, sha1: str) -> Path:
-        sha1 = str(sha1).lower()
-        if not _HEX.fullmatch(sha1):  # the key becomes a path: never let it contain separators
-            raise ValueError(f"FeatureCache: invalid content hash {sha1!r}")
-        return self.directory / sha1[:2] / f"{sha1}.npy"
+        return storage.content_path(self.directory, sha1)
 
     def get(self, sha1: str) -> np.ndarray | None:
         path = self.path_for(sha1)
@@ -275,7 +270,7 @@ def _check_items(items: pd.DataFrame, *, need_sha1: bool) -> None:
         raise ValueError(f"extract_features: duplicate item_id {duplicate!r}")
     if need_sha1:
         for path, sha1 in zip(items["path"], items["sha1"]):
-            if not isinstance(sha1, str) or not _HEX.fullmatch(sha1.lower()):
+            if not storage.is_content_hash(sha1):
                 raise EmoaugError(f"{path}: manifest sha1 {sha1!r} is not a hex digest; cannot use the feature cache")
 
 

@@ -103,6 +103,23 @@ def write_npy(path: str | Path, array) -> Path:
     return Path(path)
 
 
+_CONTENT_HASH = re.compile(r"[0-9a-f]{8,128}")
+
+
+def is_content_hash(value) -> bool:
+    """A hex digest (any case) that may name a cache entry."""
+    return isinstance(value, str) and _CONTENT_HASH.fullmatch(value.lower()) is not None
+
+
+def content_path(directory: Path, sha1: str, suffix: str = ".npy") -> Path:
+    """``directory/<sha[:2]>/<sha><suffix>`` for a content hash (lower-cased); anything that is not a hex digest
+    is refused, since the key becomes a path and must never contain separators."""
+    sha1 = str(sha1).lower()
+    if not is_content_hash(sha1):
+        raise ValueError(f"invalid content hash {sha1!r}")
+    return Path(directory) / sha1[:2] / f"{sha1}{suffix}"
+
+
 def read_npy(path: Path, what: str):
     """The single array stored at ``path`` by :func:`write_npy`, or None (with one warning naming ``what``)
     when it is missing, unreadable or something else under that name (e.g. an .npz archive)."""

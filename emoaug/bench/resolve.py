@@ -99,11 +99,9 @@ def check_reference(reference: str) -> None:
     """A known --reference value; its package installed (found without importing it: the CLI stays instant)."""
     import importlib.util
 
-    from ..classifiers.classic import REFERENCE_CHOICES, REFERENCE_OFF
+    from ..classifiers.classic import settings_for
 
-    if reference not in REFERENCE_CHOICES:
-        raise EmoaugError(f"--reference: unknown value {reference!r} (choose from {', '.join(REFERENCE_CHOICES)})")
-    if reference != REFERENCE_OFF and importlib.util.find_spec("opensmile") is None:
+    if settings_for(reference) is not None and importlib.util.find_spec("opensmile") is None:
         raise EmoaugError("--reference: the classic reference needs the opensmile package (pip install opensmile); "
                           "or pass --reference off")
 

@@ -70,7 +70,7 @@ def read_corpus(config: RunConfig, name: str, data_root: str | None, progress: b
 
 def check_label_set_covered(scan: CorpusScan, config: RunConfig) -> None:
     """Tables state "UA over [labels]": an emotion without items would make that claim false."""
-    missing = [label for label in scan.labels if not (scan.items["emotion"] == label).any()]
+    missing = scan.missing
     if missing:
         counts = scan.items["emotion"].value_counts()
         found = ", ".join(f"{label} {counts.get(label, 0)}" for label in scan.labels)

@@ -18,7 +18,6 @@ The SVM is deterministic, so every seed of a fold gets the same predictions.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +37,6 @@ REFERENCE_CHOICES = (*FEATURE_SETS, REFERENCE_OFF)
 #: the name of the reference in result tables (never a generator: the registry refuses it)
 REFERENCE_NAME = "classic"
 SAMPLE_RATE = 16000
-_HEX = re.compile(r"[0-9a-f]{8,128}")
 C_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 INNER_FOLDS = 3  # speaker-grouped folds that choose C when a fold has no validation speakers
 
@@ -75,9 +73,7 @@ class FunctionalsCache:
         self.directory = Path(root) / "classic" / f"{feature_set}-{opensmile.__version__}"
 
     def path_for(self, sha1: str) -> Path:
-        if not _HEX.fullmatch(sha1):  # the key becomes a path: never let it contain separators
-            raise ValueError(f"FunctionalsCache: invalid content hash {sha1!r}")
-        return self.directory / sha1[:2] / f"{sha1}.npy"
+        return storage.content_path(self.directory, sha1)
 
     def get(self, sha1: str) -> np.ndarray | None:
         path = self.path_for(sha1)

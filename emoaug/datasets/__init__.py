@@ -337,5 +337,4 @@ def load_corpus(
         labels=wanted,
         skipped=skipped,
         excluded=dict(sorted(excluded.items())),
-        missing=tuple(e for e in wanted if e not in present),
     )

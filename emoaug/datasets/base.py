@@ -35,7 +35,12 @@ class CorpusScan:
     # every file under the root that is not an item: [{"path", "reason", "stage"}], never silent
     skipped: list[dict] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)  # emotion -> count dropped by the label set
-    missing: tuple[str, ...] = ()  # emotions of the label set without a usable item
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Emotions of the label set without a usable item."""
+        present = set(self.items["emotion"])
+        return tuple(label for label in self.labels if label not in present)
 
     @property
     def n_speakers(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import AUDIO_SUFFIXES, audio_files, skip_entry
+from . import audio_files, skip_entry
 
 NAME = "emodb"
 ALL_EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "disgust", "boredom")
@@ -47,7 +47,7 @@ def parse_name(stem: str) -> dict | str:
 
 def scan(root: Path) -> tuple[list[dict], list[dict]]:
     records, skipped = [], []
-    for path in audio_files(_wav_dir(Path(root)), suffixes=AUDIO_SUFFIXES, recursive=False):
+    for path in audio_files(_wav_dir(Path(root)), recursive=False):
         fields = parse_name(path.stem)
         if isinstance(fields, str):
             skipped.append(skip_entry(path, fields))

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from types import SimpleNamespace
 
 from ..errors import EmoaugError
-from . import AUDIO_SUFFIXES, audio_files, skip_entry
+from . import audio_files, skip_entry
 
 NAME = "folder"
 # Every canonical emotion any built-in corpus uses, in label-set order first.
@@ -88,7 +88,7 @@ def scan(root: Path) -> tuple[list[dict], list[dict]]:
     records, skipped, without_speaker = [], [], 0
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         emotion = canonical_emotion(folder.name)
-        files = audio_files(folder, suffixes=AUDIO_SUFFIXES, recursive=False)
+        files = audio_files(folder, recursive=False)
         if emotion is None:
             skipped += [skip_entry(path, f"unknown emotion folder {folder.name!r}") for path in files]
             continue

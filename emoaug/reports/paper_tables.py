@@ -21,7 +21,7 @@ import pandas as pd
 from ..bench.arms import (CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN,
                             SYNTHETIC_ONLY)
 from .reference import malik2023_table01, reference_table
-from ..classifiers.classic import FEATURE_SETS, REFERENCE_NAME
+from ..classifiers.classic import REFERENCE_NAME
 from .tables import REFERENCE_LABEL, p_cell, paired_cell, reference_note
 
 BASELINE = "none"
@@ -337,7 +337,7 @@ def paper_tables(result) -> tuple[list[Table], list[str]]:
     classic = getattr(result, "reference_summary", None)
     with_classic = ""  # the notes of tables that show the reference row say what it is
     if classic is not None and not classic.empty:
-        with_classic = " " + reference_note(FEATURE_SETS.get(getattr(config, "reference", "compare"), "ComParE_2016"))
+        with_classic = " " + reference_note(config)
     corpus = config.corpus
     protocols = set(config.protocols or ())
     confusions = {**{(g, MAIN): c for g, c in result.confusions.items()}, **result.arm_confusions}

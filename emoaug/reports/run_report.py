@@ -22,7 +22,7 @@ def render_run(run_dir: Path, result) -> str:
     note = f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds)} {tables.QUALITY_NOTE}"
     reference = getattr(result, "reference", pd.DataFrame())
     if not reference.empty:
-        note += " " + tables.reference_note(reference_feature_set(config))
+        note += " " + tables.reference_note(config)
     table = tables.generator_table(result.generators, reference)
     title = f"SER on {corpus}: real vs real+synthetic per generator"
     index = [write_table(out, "generators", table, title, note)]
@@ -47,12 +47,6 @@ def render_run(run_dir: Path, result) -> str:
     render_examples(Path(run_dir), config)
     write_html_report(Path(run_dir))  # last: it embeds the tables, figures and audio written above
     return "\n".join(text)
-
-
-def reference_feature_set(config) -> str:
-    from ..classifiers.classic import FEATURE_SETS
-
-    return FEATURE_SETS.get(getattr(config, "reference", "compare"), "ComParE_2016")
 
 
 def render_examples(run_dir: Path, config) -> None:

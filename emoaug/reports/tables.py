@@ -59,7 +59,11 @@ QUALITY_NOTE = (
 REFERENCE_LABEL = "classic (reference, real only)"
 
 
-def reference_note(feature_set: str) -> str:
+def reference_note(config) -> str:
+    """What the classic row is, for the notes of every table that shows it (``config``: the run's RunConfig)."""
+    from ..classifiers.classic import FEATURE_SETS
+
+    feature_set = FEATURE_SETS.get(getattr(config, "reference", "compare"), FEATURE_SETS["compare"])
     return (f"classic = the real-only reference: openSMILE {feature_set} functionals, standardised on the training "
             "speakers, RBF SVM trained on the same training speakers of each fold as the network, with C chosen on "
             "the validation speakers (folds without any: by cross-validation grouped by training speaker); "
