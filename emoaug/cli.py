@@ -73,8 +73,10 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", type=int, default=None, help="number of folds for --split kfold")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds per fold (default: profile's)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--synthetic-ratio", type=float, default=None,
-                        help="synthetic rows per real training row (default: profile's)")
+    parser.add_argument("--synthetic-ratio", default=None, metavar="R[,R...]",
+                        help="synthetic rows per real training row (default: profile's); several, e.g. "
+                             "0.25,0.5,1,2,4, also write a UA-vs-ratio curve per generator (each ratio its own "
+                             "cells; the tables keep the profile's ratio when listed, else the first)")
     parser.add_argument("--epochs", type=int, default=None, help="override the classifier's maximum epochs")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     parser.add_argument("--executor", default=os.environ.get("EMOAUG_EXECUTOR", "auto"), choices=EXECUTORS,

@@ -151,7 +151,10 @@ class RunConfig:
     n_folds: int = 5
     n_seeds: int = 1
     seed: int = 0
-    synthetic_ratio: float = 1.0
+    synthetic_ratio: float = 1.0  # the ratio of every table's cells
+    # --synthetic-ratio with several values: every ratio of the curve, ascending (synthetic_ratio among them);
+    # empty when one ratio was given
+    curve_ratios: list[float] = field(default_factory=list)
     classifier: ClassifierSettings | None = None
     device: str = "cpu"
     on_bad_file: str = "skip"
@@ -179,6 +182,8 @@ class RunConfig:
         for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator", "reference",
                     *EXECUTION_FIELDS):
             payload.pop(key)
+        if not payload["curve_ratios"]:  # runs without a curve keep the folder names they had before it existed
+            payload.pop("curve_ratios")
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .. import metrics as metric_functions
 from .. import stats
 from .arms import CROSS, CROSS_SYNTHETIC_ONLY, MAIN
 
@@ -70,3 +71,14 @@ def arm_comparisons(fold_metrics: pd.DataFrame, metrics: tuple[str, ...] = COMPA
     columns = ["generator", "arm", "reference_arm", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value",
                "p_holm", "test", "confidence"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+
+
+def fold_level_metrics(predictions: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
+    """One row per (generator, arm, seed, fold, metric) from per-item predictions."""
+    rows = []
+    keys = ["generator", "arm", "seed", "fold"]
+    for (generator, arm, seed, fold), part in predictions.groupby(keys, sort=False):
+        values = metric_functions.classification_metrics(part["y_true"], part["y_pred"], labels)
+        rows += [{"generator": generator, "arm": arm, "seed": seed, "fold": fold, "metric": k, "value": v}
+                 for k, v in values.items()]
+    return pd.DataFrame(rows)

@@ -148,11 +148,10 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
                    checkpoint: dict | None) -> CellResult:
     from ..quality import assess_generated
 
-    cfg = workload.config
     gen, fit_s, new_weights = fit_generator(spec, workload, data, checkpoint)
     audit = audit_generator(spec.generator, gen, data)
     counts = data.train.class_counts()
-    want = allocate_synthetic(counts, round(cfg.synthetic_ratio * len(data.train)))
+    want = allocate_synthetic(counts, round(spec.synthetic_ratio * len(data.train)))
     start = time.perf_counter()
     synthetic = gen.generate(want, seed=spec.seed)
     generate_s = time.perf_counter() - start
@@ -166,12 +165,12 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
     clf = make_classifier(workload, spec.seed).fit(FeatureSet.concat([data.train, synthetic]), data.val)
     parts = [scored(clf, data, MAIN, CROSS)]
     seconds = {"generator_fit": fit_s, "generate": generate_s, "classifier": time.perf_counter() - start}
-    if "augment" in cfg.protocols:
+    if "augment" in spec.protocols:
         start = time.perf_counter()
         syn_clf = make_classifier(workload, spec.seed).fit(synthetic_only_set(gen, synthetic, data), data.val)
         parts.append(scored(syn_clf, data, SYNTHETIC_ONLY, CROSS_SYNTHETIC_ONLY))
         seconds["synthetic_only"] = time.perf_counter() - start
-    if "clarity" in cfg.protocols:
+    if "clarity" in spec.protocols:
         start = time.perf_counter()
         parts.append(clarity_predictions(gen, judge, data, spec.seed))
         seconds["clarity"] = time.perf_counter() - start
@@ -239,6 +238,7 @@ def cell_meta(spec: CellSpec, data: FoldData, *, n_synthetic: int, classifier: S
               seconds: dict) -> dict:
     return {"key": spec.key, "judge_key": spec.judge_key, "checkpoint_key": spec.checkpoint_key,
             "generator": spec.generator, "seed": spec.seed, "fold": spec.fold,
+            "synthetic_ratio": spec.synthetic_ratio, "curve": spec.curve,
             "n_train_rows": len(data.train), "n_synthetic_rows": n_synthetic, "n_val_rows": len(data.val),
             "n_test_rows": len(data.test), "seconds": seconds, "classifier_history": classifier.history}
 

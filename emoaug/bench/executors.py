@@ -36,11 +36,26 @@ class Jobs:
     on_judge: Callable[[JudgeResult], None]
     on_cell: Callable[[CellResult], None]
 
-    def cells_by_judge(self) -> dict[str, list[CellSpec]]:
+    def cells_by_judge(self, cells: list[CellSpec]) -> dict[str, list[CellSpec]]:
         grouped: dict[str, list[CellSpec]] = {}
-        for spec in self.cells:
+        for spec in cells:
             grouped.setdefault(spec.judge_key, []).append(spec)
         return grouped
+
+    def first_and_waiting(self) -> tuple[list[CellSpec], dict[str, list[CellSpec]]]:
+        """(cells that can start, cell key -> cells that start after it). Cells sharing a generator checkpoint
+        (one trained generator, several synthetic ratios) wait for the first of them, which trains it and whose
+        weights are stored before the others start: no generator is trained twice."""
+        first, waiting, trainer = [], {}, {}
+        for spec in self.cells:
+            leader = trainer.get(spec.checkpoint_key)
+            if leader is None:
+                first.append(spec)
+                if spec.checkpoint_key is not None:
+                    trainer[spec.checkpoint_key] = spec.key
+            else:
+                waiting.setdefault(leader, []).append(spec)
+        return first, waiting
 
 
 def set_threads(threads: int) -> None:
@@ -52,7 +67,8 @@ def set_threads(threads: int) -> None:
 
 # ------------------------------------------------------------------------------------------------ local
 class LocalExecutor:
-    """In this process, one cell after another."""
+    """In this process, one cell after another (in the given order, so a cell that shares a generator
+    checkpoint with an earlier one finds it stored)."""
 
     def __init__(self, parallelism: Parallelism):
         self.threads = parallelism.threads
@@ -109,23 +125,24 @@ class ProcessExecutor:
     def execute(self, jobs: Jobs) -> None:
         import multiprocessing
 
-        waiting = jobs.cells_by_judge()
+        first, after_cell = jobs.first_and_waiting()
+        waiting = jobs.cells_by_judge(first)
         judges = dict(jobs.known_judges)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
                                  initargs=(jobs.workload, self.threads, os.getpid())) as pool:
             running: dict[Future, str] = {}  # future -> "judge" or "cell"
 
-            def submit_cells(judge_key: str) -> None:
-                for spec in waiting.pop(judge_key, []):
-                    future = pool.submit(_worker_cell, spec, judges[judge_key], jobs.checkpoint(spec))
+            def submit_cells(specs: list[CellSpec]) -> None:
+                for spec in specs:
+                    future = pool.submit(_worker_cell, spec, judges[spec.judge_key], jobs.checkpoint(spec))
                     running[future] = "cell"
 
             for spec in jobs.judges:
                 running[pool.submit(_worker_judge, spec)] = "judge"
             for key in list(waiting):
                 if key in judges:
-                    submit_cells(key)
+                    submit_cells(waiting.pop(key))
             try:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -135,9 +152,10 @@ class ProcessExecutor:
                         if kind == "judge":
                             judges[result.key] = result
                             jobs.on_judge(result)
-                            submit_cells(result.key)
+                            submit_cells(waiting.pop(result.key, []))
                         else:
                             jobs.on_cell(result)
+                            submit_cells(after_cell.pop(result.key, []))
             except BaseException:
                 for future in running:
                     future.cancel()
@@ -203,9 +221,15 @@ class RayExecutor:
             ref = judge_task.remote(workload, spec, self.threads)
             judge_refs[spec.key] = ref
             pending[ref] = "judge"
-        for spec in jobs.cells:
-            ref = cell_task.remote(workload, spec, judge_refs[spec.judge_key], jobs.checkpoint(spec), self.threads)
-            pending[ref] = "cell"
+        first, after_cell = jobs.first_and_waiting()
+
+        def submit(specs: list[CellSpec]) -> None:
+            for spec in specs:
+                ref = cell_task.remote(workload, spec, judge_refs[spec.judge_key], jobs.checkpoint(spec),
+                                       self.threads)
+                pending[ref] = "cell"
+
+        submit(first)
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -215,7 +239,11 @@ class RayExecutor:
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as err:  # re-raise the task's own error, not Ray's wrapper
                         raise (err.cause if isinstance(err.cause, Exception) else err) from None
-                    (jobs.on_judge if kind == "judge" else jobs.on_cell)(result)
+                    if kind == "judge":
+                        jobs.on_judge(result)
+                    else:
+                        jobs.on_cell(result)
+                        submit(after_cell.pop(result.key, []))
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)

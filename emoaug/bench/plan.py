@@ -48,6 +48,9 @@ class CellSpec:
     seed: int
     judge_key: str
     checkpoint_key: str | None  # trainable generators only
+    synthetic_ratio: float = 0.0  # synthetic rows per real training row (0 for the real-only cell)
+    protocols: tuple[str, ...] = ()  # arms beyond main (and cross): "augment", "clarity"
+    curve: bool = False  # a cell of the synthetic-ratio curve only (a ratio the tables do not use)
 
 
 @dataclass
@@ -169,16 +172,15 @@ def generator_config(config: RunConfig, generator: str, seed: int) -> dict:
     return resolved
 
 
-def cell_key(workload: Workload, judge: str, cross: str | None, generator: str, seed: int) -> str:
-    """``cross``: :func:`cross_content` of the run."""
+def cell_key(workload: Workload, judge: str, cross: str | None, generator: str, seed: int,
+             synthetic_ratio: float, protocols: tuple[str, ...]) -> str:
+    """``cross``: :func:`cross_content` of the run; ``protocols``: the cell's arms beyond main and cross."""
     from ..generators import get_generator_class
 
-    cfg = workload.config
     payload = {"kind": "cell", "format": CELL_FORMAT, "judge": judge, "cross": cross,
-               "generator": generator_identity(generator, generator_config(cfg, generator, seed))}
+               "generator": generator_identity(generator, generator_config(workload.config, generator, seed))}
     if not get_generator_class(generator).produces_nothing:  # the real-only cell has no protocol arms
-        payload.update({"protocols": sorted(p for p in cfg.protocols if p != "cross"),
-                        "synthetic_ratio": cfg.synthetic_ratio})
+        payload.update({"protocols": sorted(protocols), "synthetic_ratio": synthetic_ratio})
     return stable_hash(payload)
 
 
@@ -186,7 +188,14 @@ def cell_key(workload: Workload, judge: str, cross: str | None, generator: str, 
 @dataclass
 class Plan:
     judges: list[JudgeSpec]
-    cells: list[CellSpec]  # in the order results are assembled: fold, seed, generator
+    cells: list[CellSpec]  # the tables' cells, in the order results are assembled: fold, seed, generator
+    # the synthetic-ratio curve's other ratios: one cell per (fold, seed, generator that produces rows, ratio),
+    # main (and cross) arm only; the curve's point at the tables' ratio is the table cell itself
+    curve_cells: list[CellSpec] = field(default_factory=list)
+
+    @property
+    def all_cells(self) -> list[CellSpec]:
+        return [*self.cells, *self.curve_cells]
 
 
 def plan_run(workload: Workload) -> Plan:
@@ -195,17 +204,27 @@ def plan_run(workload: Workload) -> Plan:
     cfg = workload.config
     seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
     cross = cross_content(workload)
-    judges, cells = [], []
+    table_protocols = tuple(sorted(p for p in cfg.protocols if p != "cross"))
+    judges, cells, curve_cells = [], [], []
     for fold in workload.folds:
         content = fold_content(workload, fold)
         for seed in seeds:
             jkey = judge_key(workload, content, seed)
             judges.append(JudgeSpec(jkey, fold.index, seed))
             for generator in cfg.generators:
+                cls = get_generator_class(generator)
                 ckpt = None
-                if get_generator_class(generator).trainable:
+                if cls.trainable:
                     ckpt = checkpoint_key(workload, content["train"], seed, generator,
                                           generator_config(cfg, generator, seed))
-                cells.append(CellSpec(cell_key(workload, jkey, cross, generator, seed), generator, fold.index, seed,
-                                      jkey, ckpt))
-    return Plan(judges, cells)
+
+                def spec(ratio: float, protocols: tuple[str, ...], curve: bool) -> CellSpec:
+                    key = cell_key(workload, jkey, cross, generator, seed, ratio, protocols)
+                    return CellSpec(key, generator, fold.index, seed, jkey, ckpt, ratio, protocols, curve)
+
+                if cls.produces_nothing:
+                    cells.append(spec(0.0, (), False))
+                    continue
+                cells.append(spec(cfg.synthetic_ratio, table_protocols, False))
+                curve_cells += [spec(ratio, (), True) for ratio in cfg.curve_ratios if ratio != cfg.synthetic_ratio]
+    return Plan(judges, cells, curve_cells)

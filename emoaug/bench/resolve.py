@@ -27,7 +27,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        profile: str = "quick",
                        classifier: str | None = None, preset: str | None = None, split: str = "kfold",
                        folds: int | None = None, seeds: int | None = None, seed: int = 0,
-                       synthetic_ratio: float | None = None, epochs: int | None = None, device: str = "auto",
+                       synthetic_ratio: str | float | None = None, epochs: int | None = None, device: str = "auto",
                        executor: str = "auto", jobs: int = 0, threads: int = 0, ray_address: str | None = None,
                        on_bad_file: str = "skip", min_duration: float = DEFAULT_MIN_DURATION,
                        max_duration: float = DEFAULT_MAX_DURATION, out: str = "runs", run_name: str | None = None,
@@ -51,13 +51,11 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     baseline = None if baseline_gen == BASELINE_OFF else baseline_gen
     n_folds = chosen.n_folds if folds is None else folds
     n_seeds = chosen.n_seeds if seeds is None else seeds
-    ratio = chosen.synthetic_ratio if synthetic_ratio is None else synthetic_ratio
+    ratio, curve = parse_synthetic_ratios(synthetic_ratio, chosen.synthetic_ratio)
     if n_folds < 2:
         raise EmoaugError(f"--folds must be >= 2, got {n_folds}")
     if n_seeds < 1:
         raise EmoaugError(f"--seeds must be >= 1, got {n_seeds}")
-    if not (ratio >= 0 and math.isfinite(ratio)):
-        raise EmoaugError(f"--synthetic-ratio must be a finite number >= 0, got {synthetic_ratio}")
     check_bad_file_policy(on_bad_file)
     check_duration_bounds(min_duration, max_duration)
     check_out_dir(out)
@@ -87,7 +85,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         generator_configs=generator_configs, protocols=protocols,
         test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline, reference=reference,
         profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
-        seed=seed, synthetic_ratio=float(ratio), classifier=classifier_settings,
+        seed=seed, synthetic_ratio=ratio, curve_ratios=curve, classifier=classifier_settings,
         device=resolved_device, on_bad_file=on_bad_file, min_duration=float(min_duration),
         max_duration=float(max_duration), out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
@@ -148,6 +146,30 @@ def parse_generators(gen: str | Sequence[str]) -> list[str]:
     if len(set(generators)) != len(generators):
         raise EmoaugError(f"--gen: a generator is named twice in {gen!r}")
     return generators
+
+
+def parse_synthetic_ratios(text: str | float | None, profile_ratio: float) -> tuple[float, list[float]]:
+    """``--synthetic-ratio``: one ratio, or several (a curve). Returns (the ratio of the tables' cells, the
+    curve's ratios ascending, or [] for one ratio). With several, the tables keep the profile's ratio when it
+    is among them (so the curve adds cells beside an unchanged run), else they use the first value given."""
+    if text is None:
+        return float(profile_ratio), []
+    values = []
+    for part in str(text).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = math.nan
+        if not (value >= 0 and math.isfinite(value)):
+            raise EmoaugError(f"--synthetic-ratio must be finite numbers >= 0 separated by commas, got {part.strip()!r}")
+        values.append(value)
+    if len(set(values)) == 1:
+        return values[0], []
+    if 0 in values:
+        raise EmoaugError("--synthetic-ratio: leave 0 out of a curve; the real-only classifier (none) is its "
+                          "ratio-0 point in every run")
+    main = float(profile_ratio) if profile_ratio in values else values[0]
+    return main, sorted(set(values))
 
 
 def parse_protocols(text: str, test_corpus: str | None) -> list[str]:

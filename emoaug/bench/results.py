@@ -14,8 +14,9 @@ from .. import metrics
 from .. import storage as io
 from ..config import ClassifierSettings, RunConfig
 from ..errors import EmoaugError
-from .aggregate import BASELINE, arm_comparisons, generator_summary
+from .aggregate import BASELINE, arm_comparisons, fold_level_metrics, generator_summary
 from .arms import ARMS, MAIN
+from .curve import curve_fold_metrics, ratio_curve
 
 
 @dataclass
@@ -36,13 +37,14 @@ class RunResult:
     # row as in ``generators`` (its metrics and the paired comparison with none)
     reference_summary: pd.DataFrame = field(default_factory=pd.DataFrame)
     reference: pd.DataFrame = field(default_factory=pd.DataFrame)
-
+    # the synthetic-ratio curve (empty without one): one row per (generator, arm, ratio), emoaug.bench.curve
+    curve: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tuple[str, ...],
-                     reference: pd.DataFrame | None = None) -> RunResult:
-    """Turn cells (fresh or stored) and the reference's predictions into tidy metric tables and write them
-    into the run folder."""
+                     reference: pd.DataFrame | None = None, curve_cells: list | None = None) -> RunResult:
+    """Turn cells (fresh or stored), the reference's predictions and the synthetic-ratio curve's other cells
+    (``curve_cells``: (ratio, cell) pairs) into tidy metric tables and write them into the run folder."""
     predictions = pd.concat([c.predictions for c in cells], ignore_index=True)
     quality_parts = [c.quality for c in cells if not c.quality.empty]
     quality = pd.concat(quality_parts, ignore_index=True) if quality_parts else pd.DataFrame(
@@ -72,8 +74,24 @@ def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tupl
     for (generator, arm), table in arm_confusions.items():
         io.write_csv(run / "confusion" / arm / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
     reference_summary, reference_row = reference_results(run, reference, labels, summary, fold_metrics)
+    curve = curve_results(run, config, fold_metrics, timings, curve_cells, labels)
     return RunResult(run, config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
-                     generators, arm_confusions, comparisons, reference_summary, reference_row)
+                     generators, arm_confusions, comparisons, reference_summary, reference_row, curve)
+
+
+def curve_results(run: Path, config: RunConfig, fold_metrics: pd.DataFrame, timings: pd.DataFrame,
+                  curve_cells: list | None, labels: tuple[str, ...]) -> pd.DataFrame:
+    """The synthetic-ratio curve (``ratio_curve.csv``, its points in ``curve_fold_metrics.csv``); empty
+    without ``--synthetic-ratio`` giving several ratios."""
+    for stale in ("ratio_curve.csv", "curve_fold_metrics.csv"):  # from an earlier run into this folder
+        (run / stale).unlink(missing_ok=True)
+    if not config.curve_ratios:
+        return pd.DataFrame()
+    points = curve_fold_metrics(fold_metrics, timings, config.synthetic_ratio, curve_cells or [], labels)
+    curve = ratio_curve(points)
+    io.write_csv(run / "curve_fold_metrics.csv", points)
+    io.write_csv(run / "ratio_curve.csv", curve)
+    return curve
 
 
 def reference_results(run: Path, reference: pd.DataFrame | None, labels: tuple[str, ...], summary: pd.DataFrame,
@@ -125,11 +143,12 @@ def load_result(run_dir: Path) -> RunResult:
             if path.exists():
                 arm_confusions[(generator, arm)] = confusion(path)
     optional = {name: pd.read_csv(run_dir / name) if (run_dir / name).exists() else pd.DataFrame()
-                for name in ("comparisons.csv", "reference_summary.csv", "reference.csv")}  # absent from older runs
+                for name in ("comparisons.csv", "reference_summary.csv", "reference.csv",
+                             "ratio_curve.csv")}  # absent from older runs (and runs without a curve)
     return RunResult(run_dir, config, labels, frames["predictions.csv"], frames["fold_metrics.csv"],
                      frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
                      frames["generators.csv"], arm_confusions, optional["comparisons.csv"],
-                     optional["reference_summary.csv"], optional["reference.csv"])
+                     optional["reference_summary.csv"], optional["reference.csv"], optional["ratio_curve.csv"])
 
 
 def run_config_from_dict(stored: dict) -> RunConfig:
@@ -137,13 +156,3 @@ def run_config_from_dict(stored: dict) -> RunConfig:
     if values.get("classifier") is not None:
         values["classifier"] = ClassifierSettings(**values["classifier"])
     return RunConfig(**values)
-
-
-def fold_level_metrics(predictions: pd.DataFrame, labels: tuple[str, ...]) -> pd.DataFrame:
-    rows = []
-    keys = ["generator", "arm", "seed", "fold"]
-    for (generator, arm, seed, fold), part in predictions.groupby(keys, sort=False):
-        values = metrics.classification_metrics(part["y_true"], part["y_pred"], labels)
-        rows += [{"generator": generator, "arm": arm, "seed": seed, "fold": fold, "metric": k, "value": v}
-                 for k, v in values.items()]
-    return pd.DataFrame(rows)

@@ -222,22 +222,26 @@ def run_benchmark(config: RunConfig, *, progress: bool = False) -> RunResult:
     store.clean()
     workload, scan = prepare_workload(config, run_dir, progress)
     plan = plan_run(workload)
-    results = {} if config.fresh else {spec.key: found for spec in plan.cells
+    wanted = plan.all_cells
+    results = {} if config.fresh else {spec.key: found for spec in wanted
                                        if (found := store.load_cell(spec.key)) is not None}
-    todo = [spec for spec in plan.cells if spec.key not in results]
-    log.info("run directory %s: %d items, %d speakers, %d folds x %d seeds x %d generators = %d cells "
+    todo = [spec for spec in wanted if spec.key not in results]
+    curve_text = f" + {len(plan.curve_cells)} synthetic-ratio curve cells" if plan.curve_cells else ""
+    log.info("run directory %s: %d items, %d speakers, %d folds x %d seeds x %d generators = %d cells%s "
              "(%d stored, %d to compute) with %s", run_dir, len(scan.items), scan.n_speakers, len(workload.folds),
-             config.n_seeds, len(config.generators), len(plan.cells), len(results), len(todo), executor_text(config))
+             config.n_seeds, len(config.generators), len(plan.cells), curve_text, len(results), len(todo),
+             executor_text(config))
     if todo:
         compute(todo, plan, workload, store, results, config)
     cells = [results[spec.key] for spec in plan.cells]
-    record_cells(run_dir, plan, cells, store)
+    record_cells(run_dir, plan, results, store)
     reference = None
     if workload.functionals is not None:
         seeds = sorted({spec.seed for spec in plan.cells})
         reference = reference_predictions(workload.folds, workload.items, workload.functionals, scan.labels,
                                           settings_for(config.reference), seeds)
-    return assemble_results(run_dir, config, cells, scan.labels, reference)
+    curve = [(spec.synthetic_ratio, results[spec.key]) for spec in plan.curve_cells]
+    return assemble_results(run_dir, config, cells, scan.labels, reference, curve)
 
 
 def warn_absent_emotions(items: pd.DataFrame, audit: dict) -> None:
@@ -274,11 +278,13 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
             to_train.append(judge)
     meter = Progress(len(todo), workload.labels)
     specs = {spec.key: spec for spec in todo}
+    trained_now: set[str] = set()  # checkpoints this run stored: --fresh reuses these (other synthetic ratios)
 
     def on_cell(result: CellResult) -> None:
         spec = specs[result.key]
         if result.checkpoint is not None and spec.checkpoint_key:
             store.save_checkpoint(spec.checkpoint_key, result.checkpoint)
+            trained_now.add(spec.checkpoint_key)
         result.checkpoint = None  # stored; no need to keep weights in memory
         store.save_cell(result)
         result.examples = None
@@ -286,7 +292,9 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
         meter.cell(result)
 
     def checkpoint(spec: CellSpec) -> dict | None:
-        return None if config.fresh else store.load_checkpoint(spec.checkpoint_key)
+        if spec.checkpoint_key is None or (config.fresh and spec.checkpoint_key not in trained_now):
+            return None
+        return store.load_checkpoint(spec.checkpoint_key)
 
     jobs = Jobs(workload=workload, judges=to_train, cells=todo, known_judges=known, checkpoint=checkpoint,
                 on_judge=store.save_judge, on_cell=on_cell)
@@ -294,27 +302,31 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
     make_executor(parallelism, ray_address=config.ray_address, device=config.device).execute(jobs)
 
 
-def record_cells(run_dir: Path, plan: Plan, cells: list[CellResult], store: CellStore) -> None:
-    """What this run used, so that its folder stands alone: keys, a copy of every cell's files, the leakage
-    audit gathered from them and the example rows of the first fold and base seed."""
+def record_cells(run_dir: Path, plan: Plan, results: dict[str, CellResult], store: CellStore) -> None:
+    """What this run used, so that its folder stands alone: keys, a copy of every cell's files (the curve's
+    under ``cells/ratio<r>/``), the leakage audit gathered from them and the example rows of the first fold
+    and base seed."""
     copies = run_dir / "cells"
     for stale in (copies, run_dir / EXAMPLES_DIR):  # an earlier run into this folder may have had other inputs
         shutil.rmtree(stale, ignore_errors=True)
     index, audit = [], []
     first_fold = min(spec.fold for spec in plan.cells)
     base_seed = min(spec.seed for spec in plan.cells)
-    for spec, cell in zip(plan.cells, cells):
-        stem = copies / io.safe_name(spec.generator) / f"fold{spec.fold}_seed{spec.seed}"
+    for spec in plan.all_cells:
+        cell = results[spec.key]
+        folder = copies / f"ratio{spec.synthetic_ratio:g}" if spec.curve else copies
+        stem = folder / io.safe_name(spec.generator) / f"fold{spec.fold}_seed{spec.seed}"
         io.write_csv(stem.with_suffix(".csv"), cell.predictions)
         if not cell.quality.empty:
             io.write_csv(stem.with_name(stem.name + "_quality.csv"), cell.quality)
         io.write_json(stem.with_suffix(".json"), cell.meta)
-        index.append({"generator": spec.generator, "fold": spec.fold, "seed": spec.seed, "key": spec.key,
+        index.append({"generator": spec.generator, "fold": spec.fold, "seed": spec.seed,
+                      "synthetic_ratio": spec.synthetic_ratio, "curve": spec.curve, "key": spec.key,
                       "judge_key": spec.judge_key, "checkpoint_key": spec.checkpoint_key,
                       "computed_by_this_run": cell.computed})
-        audit += [{**record, "generator": spec.generator, "seed": spec.seed}
+        audit += [{**record, "generator": spec.generator, "seed": spec.seed, "synthetic_ratio": spec.synthetic_ratio}
                   for record in cell.meta.get("leakage_audit", [])]
-        if spec.fold == first_fold and spec.seed == base_seed:
+        if spec.fold == first_fold and spec.seed == base_seed and not spec.curve:
             examples = store.load_examples(spec.key)
             if examples is not None:
                 io.write_torch(run_dir / EXAMPLES_DIR / f"{io.safe_name(spec.generator)}.pt", examples)

@@ -75,6 +75,22 @@ def paired_metrics(comparisons: pd.DataFrame, generator: str, arm: str) -> dict[
     return values
 
 
+def curve_metrics(curve: pd.DataFrame | None, generator: str, arm: str) -> dict[str, float]:
+    """This (generator, arm)'s synthetic-ratio curve: ``ratio_<r>/ua_fold_mean``, ``ratio_<r>/ua_diff_vs_none``,
+    its CI and Holm-corrected p per ratio (a ratio is no MLflow step, so it is in the name)."""
+    if curve is None or curve.empty:
+        return {}
+    rows = curve[(curve["generator"] == generator) & (curve["arm"] == arm)]
+    values = {}
+    for row in rows.to_dict("records"):
+        for column, name in (("ua_fold_mean", "ua_fold_mean"), ("ua_paired_diff", "ua_diff_vs_none"),
+                             ("ua_ci_low", "ua_diff_ci_low"), ("ua_ci_high", "ua_diff_ci_high"),
+                             ("ua_p_holm", "ua_p_holm_vs_none"), ("n_synthetic_rows", "n_synthetic_rows")):
+            if pd.notna(row[column]):
+                values[metric_key(f"ratio_{row['synthetic_ratio']:g}/{name}")] = float(row[column])
+    return values
+
+
 def generator_quality(generators: pd.DataFrame, generator: str) -> dict[str, float]:
     """Generated-set quality and cost of one generator (MAD, FD, fit and sampling seconds, ...)."""
     if generators.empty:
@@ -323,11 +339,13 @@ def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, r
         if child_id is None:
             params = {"generator": generator, "arm": arm, "corpus": config.corpus, "profile": config.profile,
                       "split": config.split, "synthetic_ratio": config.synthetic_ratio,
+                      "curve_ratios": ",".join(f"{r:g}" for r in config.curve_ratios),
                       "classifier": config.classifier.arch if config.classifier else "",
                       **{f"gen.{k}": v for k, v in flatten("", config.generator_configs.get(generator, {})).items()}}
             mlflow.log_params(params)
         values = arm_metrics(result.summary, generator, arm)
         values.update(paired_metrics(result.comparisons, generator, arm))
+        values.update(curve_metrics(getattr(result, "curve", None), generator, arm))
         if arm == MAIN:
             values.update(generator_quality(result.generators, generator))
         mlflow.log_metrics(values)
@@ -336,4 +354,5 @@ def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, r
 RUN_ARTIFACTS = ("report.html", "tables", "figures", "confusion", "audio", "config.json", "split.json",
                  "split_audit.json", "skipped.json", "leakage_audit.json", "cells.json", "summary.csv",
                  "fold_metrics.csv", "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv",
-                 "timings.csv", "reference.csv", "reference_summary.csv", "reference_predictions.csv")
+                 "timings.csv", "reference.csv", "reference_summary.csv", "reference_predictions.csv",
+                 "ratio_curve.csv", "curve_fold_metrics.csv")

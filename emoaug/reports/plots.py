@@ -54,6 +54,39 @@ def recall_bars(confusions: dict[str, pd.DataFrame], title: str, path: Path) -> 
     return _save(fig, path)
 
 
+def ratio_curve(curve: pd.DataFrame, title: str, path: Path) -> Path:
+    """UA vs synthetic ratio per generator (left; `none` as the ratio-0 line) and the paired ΔUA with its 95 %
+    CI (right), on a log2 ratio axis; one figure per arm is the caller's choice (``curve``: one arm's rows)."""
+    own = curve[curve["generator"] != "none"]
+    baseline = curve[curve["generator"] == "none"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    n_generators = own["generator"].nunique()
+    for k, (generator, part) in enumerate(own.groupby("generator", sort=False)):
+        # a small horizontal dodge (on the log axis) so that overlapping error bars stay readable
+        x = part["synthetic_ratio"].to_numpy(dtype=float) * 2 ** (0.04 * (k - (n_generators - 1) / 2))
+        line = left.errorbar(x, 100 * part["ua_fold_mean"], yerr=100 * part["ua_fold_std"].fillna(0), marker="o",
+                             capsize=3, label=generator)
+        color = line[0].get_color()
+        diff = 100 * part["ua_paired_diff"].to_numpy(dtype=float)
+        low, high = 100 * part["ua_ci_low"].to_numpy(dtype=float), 100 * part["ua_ci_high"].to_numpy(dtype=float)
+        right.errorbar(x, diff, yerr=[np.nan_to_num(diff - low), np.nan_to_num(high - diff)], marker="o", capsize=3,
+                       color=color, label=generator)
+    if not baseline.empty:
+        level = 100 * float(baseline["ua_fold_mean"].iloc[0])
+        left.axhline(level, color="black", linestyle="--", linewidth=1, label="none (ratio 0)")
+    right.axhline(0, color="black", linestyle="--", linewidth=1)
+    for ax in (left, right):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("synthetic rows per real training row")
+        ratios = sorted(set(own["synthetic_ratio"]))
+        ax.set_xticks(ratios, [f"{r:g}" for r in ratios])
+    left.set_ylabel("UA % (mean ± std over cells)")
+    right.set_ylabel("paired ΔUA vs none, pp (95 % CI)")
+    left.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
     return storage.save_figure(fig, path, dpi=110)

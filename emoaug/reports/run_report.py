@@ -33,6 +33,16 @@ def render_run(run_dir: Path, result) -> str:
         index.append(write_table(out, extra.name, extra.frame, extra.title, extra_note))
         text.append(tables.to_text(extra.frame, f"[{extra.name}] {extra.title}", extra_note))
     text += [f"not written: {line}" for line in skipped]
+    curve = getattr(result, "curve", pd.DataFrame())
+    if not curve.empty:
+        curve_table, curve_title = tables.ratio_curve_table(curve), f"{corpus}: UA vs synthetic ratio per generator"
+        curve_note = f"{tables.CURVE_NOTE} {definitions}"
+        index.append(write_table(out, "ratio_curve", curve_table, curve_title, curve_note))
+        text.append(tables.to_text(curve_table, f"[ratio_curve] {curve_title}", curve_note))
+        for arm, part in curve.groupby("arm", sort=False):
+            suffix = "" if arm == "main" else f"_{arm}"
+            plots.ratio_curve(part, f"{corpus} ({arm}): UA vs synthetic ratio",
+                              Path(run_dir) / "figures" / f"ratio_curve{suffix}.png")
     io.write_json(out / tables.TABLE_INDEX, index)
     if result.confusions:
         plots.recall_bars(result.confusions, f"{corpus}: per-emotion recall per generator (pooled over folds)",

@@ -124,6 +124,31 @@ def p_cell(p, p_holm) -> str:
     return "" if p is None or pd.isna(p) else f"{p:.3g} / {p_holm:.3g}"
 
 
+CURVE_NOTE = (
+    "Synthetic-ratio curve: each ratio (synthetic rows per real training row) is its own set of cells; the "
+    "generator is fit once per (fold, seed) and sampled for every ratio, and ratio 0 is `none`, the real-only "
+    "classifier of the same cells. UA % = mean ± std over (seed, fold) cells. Paired ΔUA = mean over cells of "
+    "UA minus `none`'s UA in the same cell, bootstrap 95 % CI, two-sided Wilcoxon p and Holm's correction over "
+    "every (generator, ratio) point of the arm (p / p_Holm)."
+)
+
+
+def ratio_curve_table(curve: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arm, generator, ratio) from ``emoaug.bench.curve.ratio_curve``."""
+    rows = []
+    for _, row in curve.iterrows():
+        std = "" if pd.isna(row["ua_fold_std"]) else f" ± {100 * row['ua_fold_std']:.1f}"
+        rows.append({"arm": row["arm"], "generator": row["generator"], "ratio": f"{row['synthetic_ratio']:g}",
+                     "synthetic rows": _number(row["n_synthetic_rows"], ".0f"), "cells": str(int(row["n_cells"])),
+                     "UA %": f"{100 * row['ua_fold_mean']:.1f}{std}", "WA %": _number(100 * row["wa_fold_mean"], ".1f"),
+                     "paired ΔUA pp [95% CI]": paired_cell(row["ua_paired_diff"], row["ua_ci_low"], row["ua_ci_high"]),
+                     "p / p_Holm": p_cell(row["ua_p"], row["ua_p_holm"])})
+    table = pd.DataFrame(rows)
+    if not table.empty and set(table["arm"]) == {"main"}:
+        table = table.drop(columns="arm")
+    return table
+
+
 def to_markdown(table: pd.DataFrame, title: str, note: str) -> str:
     body = tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
     return f"### {title}\n\n{body}\n\n{note}\n"
