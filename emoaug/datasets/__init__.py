@@ -1,7 +1,9 @@
 """Corpus registry: find a corpus's files, parse names, probe the audio, apply the label set.
 
 Each corpus module exposes ``NAME``, ``ALL_EMOTIONS``, ``WHERE_TO_GET``, ``scan(root) ->
-(records, skipped)`` and optionally ``LABEL_MERGES`` ({label set: {emotion: merged emotion}}).
+(records, skipped)`` and optionally ``LABEL_MERGES`` ({label set: {emotion: merged emotion}}),
+``support_files(root)`` (files the layout reads besides the audio) and ``EXTRA_COLUMNS`` (record keys kept
+in the manifest after ``MANIFEST_COLUMNS``, e.g. MSP-IMPROV's ``scenario``).
 Modules are imported lazily so a missing optional module (``synthetic``) breaks only itself.
 
 Every file under a corpus root is accounted for: it is an item, or an entry of ``skipped`` whose
@@ -44,6 +46,7 @@ _CORPORA: dict[str, tuple[str, str | None]] = {
     "ravdess": ("emoaug.datasets.ravdess", None),
     "cremad": ("emoaug.datasets.cremad", None),
     "iemocap": ("emoaug.datasets.iemocap", None),
+    "msp-improv": ("emoaug.datasets.msp_improv", None),
     "folder": ("emoaug.datasets.folder", None),
     "csv": ("emoaug.datasets.folder", "CSV_CORPUS"),
     "synthetic": ("emoaug.datasets.synthetic", None),
@@ -263,8 +266,8 @@ def _probe_all(records: list[dict], name: str, progress: bool, on_bad_file: str,
     return usable, skipped
 
 
-def _manifest(records: list[dict]) -> pd.DataFrame:
-    items = pd.DataFrame(records, columns=MANIFEST_COLUMNS)
+def _manifest(records: list[dict], extra_columns: Iterable[str] = ()) -> pd.DataFrame:
+    items = pd.DataFrame(records, columns=[*MANIFEST_COLUMNS, *extra_columns])
     items = items.astype({"duration": "float64", "sample_rate": "int64", "channels": "int64"})
     return items.sort_values("item_id", kind="stable").reset_index(drop=True)
 
@@ -333,7 +336,7 @@ def load_corpus(
     return CorpusScan(
         corpus=name,
         root=str(path),
-        items=_manifest(usable),
+        items=_manifest(usable, getattr(module, "EXTRA_COLUMNS", ())),
         labels=wanted,
         skipped=skipped,
         excluded=dict(sorted(excluded.items())),

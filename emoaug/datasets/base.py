@@ -30,7 +30,7 @@ class CorpusScan:
 
     corpus: str
     root: str
-    items: pd.DataFrame  # columns MANIFEST_COLUMNS, RangeIndex, item_id unique
+    items: pd.DataFrame  # columns MANIFEST_COLUMNS (+ the corpus's EXTRA_COLUMNS), RangeIndex, item_id unique
     labels: tuple[str, ...]  # the label set in force (class order)
     # every file under the root that is not an item: [{"path", "reason", "stage"}], never silent
     skipped: list[dict] = field(default_factory=list)
