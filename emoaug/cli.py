@@ -18,7 +18,7 @@ from .limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
 log = logging.getLogger("emoaug")
 
-COMMANDS = ("run", "describe", "list", "report")
+COMMANDS = ("run", "describe", "list", "report", "leaderboard")
 
 
 # ---------------------------------------------------------------------------- parsers
@@ -124,6 +124,17 @@ def report_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def leaderboard_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py leaderboard",
+        description="Fold every finished run under --out into one table: corpus x generator, real-only UA, UA "
+                    "with the generator, paired ΔUA with CI, MAD, FD, cost; only runs with identical protocol "
+                    "settings side by side. Writes leaderboard.md, .csv and .html (nothing is recomputed).")
+    parser.add_argument("--out", default="runs", help="a folder of run folders, or one run folder (default ./runs)")
+    parser.add_argument("--to", default=None, help="folder for leaderboard.md/.csv/.html (default: --out)")
+    return parser
+
+
 def list_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bench.py list",
                                      description="List corpora, generators, classifiers, profiles and presets.")
@@ -195,6 +206,24 @@ def run_folders(out: Path) -> list[Path]:
     if not found:
         raise EmoaugError(f"--out: no run folders (with config.json) in {out}")
     return found
+
+
+def command_leaderboard(args: argparse.Namespace) -> int:
+    from .reports.leaderboard import write_leaderboard
+
+    out = Path(args.out)
+    if not out.is_dir():
+        raise EmoaugError(f"--out: {out} is not a folder")
+    to = Path(args.to) if args.to else out
+    if to.exists() and not (to.is_dir() and os.access(to, os.W_OK | os.X_OK)):
+        raise EmoaugError(f"--to: cannot write into {to}")
+    try:
+        _, markdown, written = write_leaderboard(out, to)
+    except ValueError as err:
+        raise EmoaugError(f"--out: {err}") from None
+    print(markdown)
+    print(f"leaderboard: {', '.join(str(path) for path in written)}")
+    return 0
 
 
 def command_report(args: argparse.Namespace) -> int:
@@ -298,6 +327,7 @@ HANDLERS = {
     "describe": (describe_parser, command_describe),
     "list": (list_parser, command_list),
     "report": (report_parser, command_report),
+    "leaderboard": (leaderboard_parser, command_leaderboard),
 }
 
 
