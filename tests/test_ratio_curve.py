@@ -74,7 +74,7 @@ def test_several_ratios_keep_the_profiles_ratio_for_the_tables_when_listed():
     assert parse_synthetic_ratios("4,0.25", 1.0) == (4.0, [0.25, 4.0])  # not listed: the first given
 
 
-@pytest.mark.parametrize("bad", ["0.5,x", "0.5,-1", "inf,1", "0,1,2", "1,,2"])
+@pytest.mark.parametrize("bad", ["0.5,x", "0.5,-1", "inf,1", "0,1,2", "1,,2", "1,100"])
 def test_a_bad_ratio_list_is_a_one_line_error_before_anything_is_read(emodb_root, tmp_path, capsys, bad):
     assert main(run_args(emodb_root, tmp_path / "runs", tmp_path / "store", "--synthetic-ratio", bad)) == 2
     err = capsys.readouterr().err.strip()

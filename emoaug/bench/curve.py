@@ -58,7 +58,7 @@ def ratio_curve(points: pd.DataFrame) -> pd.DataFrame:
     for arm in dict.fromkeys(points["arm"]):
         reference = points[(points["generator"] == BASELINE) & (points["arm"] == REFERENCE_ARM.get(arm, MAIN))]
         own = points[(points["arm"] == arm) & (points["generator"] != BASELINE)]
-        if reference.empty:
+        if reference.empty or own.empty:  # e.g. --gen none: no generator adds rows, so there is no curve
             continue
         arm_rows = [summary_row(reference, BASELINE, arm, 0.0)]
         for (generator, ratio), part in own.groupby(["generator", "synthetic_ratio"], sort=False):

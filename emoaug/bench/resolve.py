@@ -18,6 +18,8 @@ log = logging.getLogger("emoaug")
 
 DEFAULT_GENERATORS = "none,specaugment"
 BASELINE_OFF = "off"
+#: synthetic rows per real training row at most (a cell holds its synthetic rows in memory)
+MAX_SYNTHETIC_RATIO = 16.0
 
 
 def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = None, labels: str = "6class",
@@ -74,6 +76,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     # from here on generator modules (and torch) are imported
     generators = complete_generators(names, protocols, baseline)
     generator_configs = resolve_generator_configs(generators, chosen.name, list(gen_opt))
+    warn_curve_without_generators(curve, generators)
     resolved_device = resolve_device_name(device)
     parallel = resolve_parallelism(executor, jobs, threads, resolved_device)
     if parallel.executor == "ray":
@@ -162,6 +165,10 @@ def parse_synthetic_ratios(text: str | float | None, profile_ratio: float) -> tu
             value = math.nan
         if not (value >= 0 and math.isfinite(value)):
             raise EmoaugError(f"--synthetic-ratio must be finite numbers >= 0 separated by commas, got {part.strip()!r}")
+        if value > MAX_SYNTHETIC_RATIO:
+            raise EmoaugError(f"--synthetic-ratio {value:g} is above {MAX_SYNTHETIC_RATIO:g}: the synthetic rows of one "
+                              f"cell are held in memory ({MAX_SYNTHETIC_RATIO:g} x the training fold is already "
+                              "about 6 GB on IEMOCAP with the emogen preset)")
         values.append(value)
     if len(set(values)) == 1:
         return values[0], []
@@ -170,6 +177,14 @@ def parse_synthetic_ratios(text: str | float | None, profile_ratio: float) -> tu
                           "ratio-0 point in every run")
     main = float(profile_ratio) if profile_ratio in values else values[0]
     return main, sorted(set(values))
+
+
+def warn_curve_without_generators(curve: list[float], generators: list[str]) -> None:
+    from ..generators import get_generator_class
+
+    if curve and all(get_generator_class(name).produces_nothing for name in generators):
+        log.warning("--synthetic-ratio %s: no generator in --gen adds rows, so there is no curve to draw",
+                    ",".join(f"{r:g}" for r in curve))
 
 
 def parse_protocols(text: str, test_corpus: str | None) -> list[str]:
