@@ -8,12 +8,14 @@ Every ``make_*`` function returns the root to pass to ``load_corpus``.
 from __future__ import annotations
 
 import csv
+import json
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import soundfile as sf
 
 # Fundamental (Hz) and noise band (Hz) per canonical emotion: distinct spectra per class.
@@ -343,3 +345,16 @@ def make_csv(
         writer.writeheader()
         writer.writerows(table)
     return root / name
+
+
+# --------------------------------------------------------------------------- run folders
+def only_run_dir(out: Path) -> Path:
+    """The one run folder (a folder with config.json) under ``out``."""
+    dirs = [d for d in Path(out).iterdir() if d.is_dir() and (d / "config.json").exists()]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def cells_index(run_dir: Path) -> pd.DataFrame:
+    """A run's ``cells.json`` as a frame: one row per cell it used, with its key and whether it computed it."""
+    return pd.DataFrame(json.loads((Path(run_dir) / "cells.json").read_text())["cells"])

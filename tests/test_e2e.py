@@ -12,7 +12,7 @@ import pytest
 from emoaug.cli import main
 from emoaug.featureset import FeatureSet
 from emoaug.generators.base import Generator
-from tests.helpers import make_emodb
+from tests.helpers import cells_index, make_emodb
 
 SPEAKERS = ("03", "08", "09", "10", "11", "13")
 TEXTS = ("a01", "a02")
@@ -124,9 +124,6 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
     again = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in runs)
 
-
-def cells_index(run_dir: Path) -> pd.DataFrame:
-    return pd.DataFrame(json.loads((run_dir / "cells.json").read_text())["cells"])
 
 
 def test_rerun_reuses_stored_cells_and_recomputes_a_lost_one_with_identical_numbers(emodb_root, tmp_path):

@@ -21,7 +21,7 @@ import pytest
 from emoaug.cli import main
 from emoaug.bench.parallelism import resolve_parallelism
 from emoaug.errors import EmoaugError
-from tests.helpers import emotion_signal, make_emodb, write_wav
+from tests.helpers import cells_index, emotion_signal, make_emodb, only_run_dir, write_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ("03", "08", "09", "10", "11", "13")
@@ -46,14 +46,6 @@ def run_args(root: Path, out: Path, store: Path, *extra: str) -> list[str]:
             "--store", str(store), "--no-mlflow", *extra]
 
 
-def only_run_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir() and (d / "config.json").exists()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def cells_index(run_dir: Path) -> pd.DataFrame:
-    return pd.DataFrame(json.loads((run_dir / "cells.json").read_text())["cells"])
 
 
 def result_bytes(run_dir: Path) -> dict[str, bytes]:

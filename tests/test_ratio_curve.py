@@ -16,7 +16,7 @@ from emoaug.bench.executors import Jobs
 from emoaug.bench.plan import CellSpec
 from emoaug.bench.resolve import parse_synthetic_ratios, resolve_run_config
 from emoaug.cli import main
-from tests.helpers import make_emodb
+from tests.helpers import cells_index, make_emodb, only_run_dir
 
 try:
     import ray  # noqa: F401
@@ -39,14 +39,6 @@ def run_args(root: Path, out: Path, store: Path, *extra: str) -> list[str]:
             "--store", str(store), *extra]
 
 
-def only_run_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir() and (d / "config.json").exists()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
-def cells_index(run_dir: Path) -> pd.DataFrame:
-    return pd.DataFrame(json.loads((run_dir / "cells.json").read_text())["cells"])
 
 
 def cell_metas(run_dir: Path, generator: str) -> list[dict]:
