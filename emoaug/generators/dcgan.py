@@ -240,7 +240,8 @@ class ConditionalDCGAN(NeuralGenerator):
     def sample(self, y: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Generator output in its own units ([-1, 1]) for emotions ``y``; fresh noise unless given."""
         if noise is None:
-            noise = torch.randn(len(y), self.config["noise_dim"], device=self.device)
+            # drawn on the CPU (seeded by the caller) and moved: the same seed trains the same way on any device
+            noise = torch.randn(len(y), self.config["noise_dim"]).to(self.device)
         return self.generator(noise, y)
 
     def discriminator_loss(self, real: torch.Tensor, y: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -124,8 +124,10 @@ class NeuralGenerator(Generator):
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's global RNG inside the block and restore the caller's state afterwards."""
-    with torch.random.fork_rng(devices=[]):
+    """Seed torch's global RNG inside the block and restore the caller's state afterwards (the CUDA
+    generators' too: ``manual_seed`` seeds them as well)."""
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 

@@ -194,7 +194,7 @@ class ConditionalVAEGenerator(NeuralGenerator):
         cfg = self.config
         mean, logvar = self.model.encode(x, y)
         if noise is None:
-            noise = torch.randn_like(mean)
+            noise = torch.randn(mean.shape, dtype=mean.dtype).to(mean.device)  # CPU RNG: the same on any device
         recon = self.model.decode(mean + noise * (0.5 * logvar).exp(), y)
         cell = F.l1_loss(recon, x) if cfg["recon_loss"] == "l1" else F.mse_loss(recon, x)
         spectral = multi_resolution_spectral_loss(recon, x)
