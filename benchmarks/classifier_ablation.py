@@ -55,6 +55,10 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "ch96": ({}, {"channels": 96, "lstm_hidden": 96}, {}),
     # experiment only (not a TrainConfig lever): first-order time deltas stacked under the mel bins
     "deltas": ({"_deltas": True}, {}, {}),
+    # round 5: pooling over time and label smoothing, around the kept protocol
+    "attn": ({}, {"pooling": "attention"}, {}),
+    "maxpool": ({}, {"pooling": "max"}, {}),
+    "ls": ({"label_smoothing": 0.1}, {}, {}),
 }
 #: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
 KEPT = "trainval+nodropout+pool4"

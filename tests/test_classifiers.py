@@ -287,3 +287,39 @@ def test_refit_trains_again_on_train_and_validation_for_the_chosen_epochs():
 def test_unknown_protocol_levers_are_errors(field, value):
     with pytest.raises(EmoaugError, match=field):
         config(**{field: value})
+
+
+@pytest.mark.parametrize("pooling", ["mean", "mean_std", "max", "attention"])
+def test_every_pooling_keeps_rows_independent_and_learns(pooling):
+    model = cnn_blstm(12, 2, pooling=pooling, **SMALL).eval()
+    x = torch.randn(3, 12, 16)
+    assert model.embed(x).shape == (3, model.embedding_dim) and model(x).shape == (3, 2)
+    # pooling over time: a row's embedding depends on its own frames only, never on its batch-mates
+    torch.testing.assert_close(model.embed(x[:1]), model.embed(x)[:1])
+    clf = SERClassifier("cnn_blstm", config(epochs=6), pooling=pooling, **SMALL).fit(separable_set())
+    predicted = clf.predict_items(separable_set(seed=5))
+    assert (predicted["y_true"] == predicted["y_pred"]).mean() >= 0.9
+
+
+def test_attention_pooling_weights_frames_and_max_pooling_takes_the_maximum():
+    model = cnn_blstm(12, 2, pooling="attention", **SMALL).eval()
+    x = torch.randn(2, 12, 16)
+    sequence, _ = model.lstm(model.conv(x).transpose(1, 2))
+    weights = torch.softmax(model.attention(sequence), dim=1)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2, 1))
+    torch.testing.assert_close(model.embed(x), (weights * sequence).sum(dim=1))
+    maxed = cnn_blstm(12, 2, pooling="max", **SMALL).eval()
+    sequence, _ = maxed.lstm(maxed.conv(x).transpose(1, 2))
+    torch.testing.assert_close(maxed.embed(x), sequence.amax(dim=1))
+
+
+def test_label_smoothing_softens_the_targets():
+    train = separable_set()
+    plain = SERClassifier("cnn_blstm", config(epochs=6), **SMALL).fit(train)
+    smooth = SERClassifier("cnn_blstm", config(epochs=6, label_smoothing=0.3), **SMALL).fit(train)
+    # with smoothing the loss cannot approach 0 (its floor is the entropy of the smoothed targets) and the
+    # model is less sure of itself
+    assert smooth.history[-1]["train_loss"] > plain.history[-1]["train_loss"]
+    assert smooth.predict_proba(train).max(axis=1).mean() < plain.predict_proba(train).max(axis=1).mean()
+    with pytest.raises(EmoaugError, match="label_smoothing"):
+        config(label_smoothing=1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-POOLINGS = ("mean", "mean_std")
+POOLINGS = ("mean", "mean_std", "max", "attention")
 
 
 def _conv_block(in_channels: int, out_channels: int, kernel_size: int, dropout: float) -> nn.Sequential:
@@ -63,16 +63,25 @@ class CNNBLSTM(nn.Module):
         )
         self.output_dropout = nn.Dropout(lstm_dropout)
         self.embedding_dim = 2 * lstm_hidden * (2 if pooling == "mean_std" else 1)
+        if pooling == "attention":  # attentive pooling: a learned weight per frame (it can ignore padding)
+            self.attention = nn.Sequential(nn.Linear(2 * lstm_hidden, lstm_hidden), nn.Tanh(),
+                                           nn.Linear(lstm_hidden, 1))
         self.classifier = nn.Linear(self.embedding_dim, n_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean (and with ``mean_std`` pooling, std) over time of the BLSTM outputs, ``[B, embedding_dim]``."""
+        """The BLSTM outputs pooled over time, ``[B, embedding_dim]``: their mean (``mean``), mean and std
+        (``mean_std``), maximum (``max``) or attention-weighted mean (``attention``)."""
         if x.ndim != 3 or x.shape[1] != self.n_mels:
             raise ValueError(f"CNNBLSTM expects [B, {self.n_mels}, T], got {tuple(x.shape)}")
         features = self.conv(x)  # [B, C, T']
         sequence, _ = self.lstm(features.transpose(1, 2))  # [B, T', 2H]
         if self.pooling == "mean_std":  # statistics pooling, as in x-vectors
             return torch.cat([sequence.mean(dim=1), sequence.std(dim=1, unbiased=False)], dim=1)
+        if self.pooling == "max":
+            return sequence.max(dim=1).values
+        if self.pooling == "attention":
+            weights = torch.softmax(self.attention(sequence), dim=1)  # [B, T', 1]
+            return (weights * sequence).sum(dim=1)
         return sequence.mean(dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

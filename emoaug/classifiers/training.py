@@ -73,6 +73,7 @@ class TrainConfig:
     # After early stopping on validation, train a fresh model (same seed) on train + validation rows for
     # the epoch count validation chose: the validation speakers then also teach the model.
     refit: bool = False
+    label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e uniform targets
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:
@@ -83,6 +84,8 @@ class TrainConfig:
             raise EmoaugError(f"train config: patience must be >= 1 or None, got {self.patience}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise EmoaugError(f"train config: lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise EmoaugError(f"train config: label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.input_norm not in INPUT_NORMS:
             raise EmoaugError(f"train config: input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
 
@@ -202,7 +205,7 @@ class SERClassifier:
         schedule = _lr_schedule(optimizer, cfg.lr_schedule, cfg.epochs * len(_batches(torch.arange(len(train)),
                                                                                          cfg.batch_size)))
         weight = balanced_class_weights(train.y, len(self.labels)).to(device) if cfg.class_weight else None
-        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         # shuffling has its own generator so it does not depend on how many numbers model init drew
         shuffler = torch.Generator().manual_seed(cfg.seed)
         best_ua, best_state, stale = -1.0, None, 0
