@@ -212,3 +212,16 @@ def test_parallel_executors_train_each_generator_once_and_give_the_same_curve(cu
     assert sum(not m["generator_restored_from_checkpoint"] for m in dcgan) == FOLDS * SEEDS
     ours, local = pd.read_csv(run / "ratio_curve.csv"), pd.read_csv(curve_run.dir / "ratio_curve.csv")
     pd.testing.assert_frame_equal(ours, local)
+
+
+def test_ratio_0_adds_nothing_and_equals_the_real_only_classifier(emodb_root, tmp_path):
+    """Nothing generated (ratio 0, or a small ratio of a small fold): no quality to measure, and the classifier
+    trained on real + nothing is the real-only one, prediction for prediction."""
+    assert main(run_args(emodb_root, tmp_path / "runs", tmp_path / "store", "--gen", "specaugment", "--protocol",
+                         "none", "--reference", "off", "--no-mlflow", "--synthetic-ratio", "0")) == 0
+    predictions = pd.read_csv(only_run_dir(tmp_path / "runs") / "predictions.csv")
+    main_arm = predictions[predictions["arm"] == "main"].set_index(["generator", "seed", "fold", "item_id"])
+    assert len(main_arm.loc["specaugment"]) == len(main_arm.loc["none"]) > 0
+    pd.testing.assert_series_equal(main_arm.loc["specaugment"]["y_pred"], main_arm.loc["none"]["y_pred"])
+    generators = pd.read_csv(only_run_dir(tmp_path / "runs") / "generators.csv").set_index("generator")
+    assert generators.loc["specaugment", "n_synthetic_rows"] == 0

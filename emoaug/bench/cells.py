@@ -156,7 +156,10 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
     synthetic = gen.generate(want, seed=spec.seed)
     generate_s = time.perf_counter() - start
 
-    quality = assess_generated(judge, synthetic, data.train, data.test, data.normaliser, data.train.labels)
+    if len(synthetic):
+        quality = assess_generated(judge, synthetic, data.train, data.test, data.normaliser, data.train.labels)
+    else:  # ratio 0, or a small ratio of a small fold: nothing generated, nothing to measure
+        quality = pd.DataFrame(columns=["emotion", "measure", "value", "n_generated"])
     quality.insert(0, "generator", spec.generator)
     quality.insert(1, "seed", spec.seed)
     quality.insert(2, "fold", spec.fold)
