@@ -714,8 +714,9 @@ def measure_speed(bench: Bench, precision: str, slice_s: float, warmup: int, min
     """Training steps/s and the second metric of one setting, time-boxed to about ``slice_s`` seconds.
 
     A batch that does not fit is halved until it does; ``full_batch_steps_per_s`` then scales the rate to the
-    configured batch (``steps_per_s * batch / config_batch``: what gradient accumulation would give, which
-    emoaug does not implement -- ``needs_accumulation`` says so)."""
+    configured batch (``steps_per_s * batch / config_batch``: what gradient accumulation gives -- for diffusion
+    the generator's ``micro_batch_size`` option; the classifier and DCGAN have none -- ``needs_accumulation``
+    says so)."""
     bf16, channels_last = PRECISIONS[precision]
     device = bench.device
     started = time.perf_counter()
@@ -1065,7 +1066,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
             if row.get("needs_accumulation"):
                 print(f"  {name} {precision}: ran at {row['batch']} rows, not the configured {row['config_batch']}; "
                       f"steps/s scaled to {row['config_batch']} rows = {row['full_batch_steps_per_s']:.3g} "
-                      "(needs gradient accumulation, which emoaug does not implement)")
+                      + ("(set the diffusion option micro_batch_size to at most that many rows)" if name == "diffusion"
+                         else "(needs gradient accumulation, which this model's training loop does not have)"))
     for what, why in results["skipped"].items():
         print(f"  skipped {what}: {why}")
     settings = results["settings"]

@@ -143,12 +143,14 @@ def judge_key(workload: Workload, content: dict, seed: int) -> str:
 
 
 def generator_identity(name: str, config: dict) -> dict:
-    """Name, code (class path and ``version``) and resolved config: what makes two generators the same."""
+    """Name, code (class path and ``version``) and resolved config: what makes two generators the same (the
+    class's ``execution_config`` keys -- memory and batching knobs -- are left out)."""
     from ..generators import get_generator_class
 
     cls = get_generator_class(name)
+    what = {key: value for key, value in config.items() if key not in cls.execution_config}
     return {"name": name, "class": f"{cls.__module__}:{cls.__qualname__}", "version": str(cls.version),
-            "config": config}
+            "config": what}
 
 
 def checkpoint_key(workload: Workload, train_content: str, seed: int, generator: str, config: dict) -> str:

@@ -41,6 +41,9 @@ class Generator:
     accepts_seed: ClassVar[bool] = False
     #: whether ``transform`` works (else the clarity protocol scores class-conditional samples instead)
     transforms_rows: ClassVar[bool] = False
+    #: config keys that change how a generator computes (memory, batching), never what it computes: recorded
+    #: with the run but left out of every cell's and checkpoint's key
+    execution_config: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def profile_config(cls, profile: str) -> dict[str, Any]:

@@ -102,6 +102,11 @@ DEFAULTS: dict[str, Any] = {
     # optimisation
     "train_steps": 300,
     "batch_size": 16,
+    # rows per forward/backward pass inside one training step (None: the whole batch). Gradients accumulate
+    # over the micro-batches and every norm is a GroupNorm (no batch statistics), so the update is the same up
+    # to float summation order: a memory knob (the paper U-Net needs ~8 GB of activations per 80 x 862 row),
+    # not part of what the generator is (left out of its content keys, see ``execution_config``)
+    "micro_batch_size": None,
     "lr": 1e-3,
     "weight_decay": 0.0,
     "warmup_steps": 50,
@@ -214,6 +219,7 @@ class DiffusionGenerator(NeuralGenerator):
 
     name = "diffusion"
     transforms_rows = True
+    execution_config = ("micro_batch_size",)
     SAMPLING_KEYS = ("mode", "enhance_t0", "sampler", "sampling_steps", "eta", "spacing", "ddpm_variance",
                      "clip_x0", "guidance_scale", "sample_batch_size")
     PROFILE_DEFAULTS = {
@@ -348,9 +354,8 @@ class DiffusionGenerator(NeuralGenerator):
         model.train()
         for step in range(int(cfg["train_steps"])):
             index = next(batches)
-            loss = self._training_loss(train.x[index], embeddings[index], rng)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = self._backward(train.x[index], embeddings[index], rng)
             if cfg["grad_clip"]:
                 nn.utils.clip_grad_norm_(model.parameters(), float(cfg["grad_clip"]))
             optimizer.step()
@@ -365,15 +370,41 @@ class DiffusionGenerator(NeuralGenerator):
                 running = []
         model.eval()
 
-    def _training_loss(self, x0: torch.Tensor, emotion: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
-        """Random steps, noise and guidance drop-out drawn on CPU from ``rng`` (device-independent draws)."""
-        n = x0.shape[0]
+    def _training_draws(self, shape: torch.Size, rng: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """Random steps, noise and guidance drop-out of one batch, drawn on CPU from ``rng`` (device-independent)."""
+        n = shape[0]
         t = torch.randint(0, self.schedule.num_timesteps, (n,), generator=rng)
-        noise = torch.randn(x0.shape, generator=rng)
+        noise = torch.randn(shape, generator=rng)
         drop = torch.rand(n, generator=rng) < float(self.config["p_uncond"])
+        return t, noise, drop
+
+    def _loss_of(self, x0: torch.Tensor, emotion: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
+                 drop: torch.Tensor) -> torch.Tensor:
         device = self.device
         return self.model.loss(x0.to(device), emotion.to(device), self.schedule, t.to(device), noise.to(device),
                                drop.to(device))
+
+    def _training_loss(self, x0: torch.Tensor, emotion: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """The loss of one batch (its draws from ``rng``)."""
+        return self._loss_of(x0, emotion, *self._training_draws(x0.shape, rng))
+
+    def _backward(self, x0: torch.Tensor, emotion: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        """Backpropagate one batch's loss in micro-batches of ``micro_batch_size`` rows; returns the loss.
+
+        The draws are made for the whole batch first and each micro-batch's mean loss is weighted by its share
+        of the rows, so the gradient is the whole batch's (up to float summation order) whatever the size."""
+        n = x0.shape[0]
+        t, noise, drop = self._training_draws(x0.shape, rng)
+        size = int(self.config["micro_batch_size"] or n)
+        total = torch.zeros(())
+        for start in range(0, n, size):
+            part = slice(start, min(n, start + size))
+            loss = self._loss_of(x0[part], emotion[part], t[part], noise[part], drop[part])
+            if size < n:  # exact for one pass: a factor of 1.0 is not even multiplied in
+                loss = loss * ((part.stop - part.start) / n)
+            loss.backward()
+            total = total + loss.detach().cpu()
+        return total
 
     def _batch_stream(self, n_rows: int, batch_size: int, rng: torch.Generator):
         while True:  # epoch after epoch of shuffled mini-batches
@@ -521,6 +552,8 @@ def _check_config(cfg: dict) -> None:
         _positive_int(cfg, key)
     for key in ("train_steps", "warmup_steps", "stem_channels"):
         _positive_int(cfg, key, minimum=0)
+    if cfg["micro_batch_size"] is not None:
+        _positive_int(cfg, "micro_batch_size")
     for key in ("p_uncond", "ser_holdout", "ema_decay"):
         if not 0.0 <= float(cfg[key]) < 1.0:
             raise EmoaugError(f"generator 'diffusion': {key} must be in [0, 1), got {cfg[key]!r}")
