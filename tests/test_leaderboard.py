@@ -93,3 +93,16 @@ def test_no_finished_run_is_a_one_line_error(tmp_path, capsys):
         assert main(["leaderboard", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and "--out" in err
+
+
+def test_a_damaged_run_folder_is_left_out_with_a_line(runs, tmp_path, capsys):
+    out = tmp_path / "runs"
+    shutil.copytree(runs / "a", out / "good")
+    shutil.copytree(runs / "a", out / "damaged")
+    (out / "damaged" / "generators.csv").write_bytes(b"\x00\xff garbage\n\x01")
+    (out / "damaged" / "manifest.csv").write_text("")
+    assert main(["leaderboard", "--out", str(out)]) == 0
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert set(board["run"]) == {"good"}
+    assert "left out: damaged: unreadable results" in (out / "leaderboard.md").read_text()
+    assert "damaged" in capsys.readouterr().err  # one warning line, no traceback
