@@ -197,12 +197,12 @@ def track(config, run_dir: Path, result) -> None:
 
 
 def run_folders(out: Path) -> list[Path]:
-    """``out`` itself when it is a run folder, else its subfolders that are (sorted)."""
+    """``out`` itself when it is a run folder, else its subfolders that are (sorted); at least one."""
+    from .bench.results import run_folders as folders_under
+
     if not out.is_dir():
         raise EmoaugError(f"--out: {out} is not a folder")
-    if (out / "config.json").exists():
-        return [out]
-    found = sorted(p for p in out.iterdir() if (p / "config.json").exists())
+    found = folders_under(out)
     if not found:
         raise EmoaugError(f"--out: no run folders (with config.json) in {out}")
     return found

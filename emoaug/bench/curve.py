@@ -74,9 +74,8 @@ def ratio_curve(points: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_row(part: pd.DataFrame, generator: str, arm: str, ratio: float) -> dict:
-    ua = part.loc[part["metric"] == "ua", "value"]
-    wa = part.loc[part["metric"] == "wa", "value"]
-    cells = part.loc[part["metric"] == "ua"]
+    cells = part.loc[part["metric"] == "ua"]  # one row per (seed, fold) cell
+    ua, wa = cells["value"], part.loc[part["metric"] == "wa", "value"]
     return {"generator": generator, "arm": arm, "synthetic_ratio": float(ratio),
             "n_synthetic_rows": float(cells["n_synthetic_rows"].mean()), "n_cells": int(len(cells)),
             "ua_fold_mean": float(ua.mean()), "ua_fold_std": float(ua.std(ddof=1)) if len(ua) > 1 else np.nan,

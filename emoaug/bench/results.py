@@ -114,6 +114,14 @@ def reference_results(run: Path, reference: pd.DataFrame | None, labels: tuple[s
     return reference_summary, row
 
 
+def run_folders(out: Path) -> list[Path]:
+    """``out`` itself when it is a run folder (it holds ``config.json``), else its subfolders that are (sorted)."""
+    out = Path(out)
+    if (out / "config.json").is_file():
+        return [out]
+    return sorted(p for p in out.iterdir() if (p / "config.json").is_file())
+
+
 STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from .. import storage as io
+from ..bench.plan import content_of
+from ..bench.results import run_folders
 from ..storage import stable_hash
-from .tables import REFERENCE_LABEL, p_cell, paired_cell, to_markdown
+from .tables import REFERENCE_LABEL, number_cell, p_cell, paired_cell, rate_cell, to_markdown
 
 log = logging.getLogger("emoaug")
 
@@ -38,10 +40,8 @@ COLUMNS = ["protocol", "corpus", "data", "generator", "generator_config", "real_
 def finished_runs(out: Path) -> tuple[list[Path], list[str]]:
     """(run folders under ``out`` -- or ``out`` itself -- whose results are complete, one line per folder left
     out). A folder is a run folder when it holds ``config.json``."""
-    candidates = [out] if (out / "config.json").is_file() else sorted(
-        p for p in out.iterdir() if p.is_dir() and (p / "config.json").is_file())
     done, left_out = [], []
-    for run_dir in candidates:
+    for run_dir in run_folders(out):
         missing = [name for name in ("generators.csv", "manifest.csv") if not (run_dir / name).is_file()]
         if missing:
             left_out.append(f"{run_dir.name}: unfinished ({', '.join(missing)} missing)")
@@ -56,9 +56,7 @@ def protocol_settings(config: dict) -> dict:
 
 def data_content(run_dir: Path) -> str:
     """Short hash of the items a run used: ids, audio content, labels and speakers (as the cells' keys)."""
-    items = pd.read_csv(run_dir / "manifest.csv", dtype=str)
-    columns = [c for c in ("item_id", "sha1", "emotion", "speaker") if c in items.columns]
-    return stable_hash(sorted(map(list, items[columns].itertuples(index=False, name=None))))[:10]
+    return content_of(pd.read_csv(run_dir / "manifest.csv", dtype=str))[:10]
 
 
 def run_rows(run_dir: Path) -> list[dict]:
@@ -132,26 +130,18 @@ def differing_settings(frame: pd.DataFrame) -> list[str]:
 
 
 def display_table(group: pd.DataFrame) -> pd.DataFrame:
-    def percent(value) -> str:
-        return "" if pd.isna(value) else f"{100 * value:.1f}"
-
-    def number(value, fmt: str) -> str:
-        return "" if value is None or pd.isna(value) else format(value, fmt)
-
     several_copies = group.groupby("corpus")["data"].nunique().max() > 1
     rows = []
-    for row in group.itertuples(index=False):
+    for _, row in group.iterrows():
         corpus = f"{row.corpus} ({row.data})" if several_copies else row.corpus
-        ua = percent(row.ua)
-        if not pd.isna(row.ua_fold_std):
-            ua += f" ({100 * row.ua_fold_mean:.1f} ± {100 * row.ua_fold_std:.1f})"
         configs = group[(group["generator"] == row.generator) & (group["corpus"] == row.corpus)]
         name = row.generator if configs["generator_config"].nunique() < 2 else f"{row.generator} [{row.generator_config}]"
-        rows.append({"corpus": corpus, "generator": name, "real-only UA %": percent(row.real_ua), "UA %": ua,
+        rows.append({"corpus": corpus, "generator": name, "real-only UA %": rate_cell(row, "real_ua"),
+                     "UA %": rate_cell(row, "ua"),
                      "paired ΔUA pp [95% CI]": paired_cell(row.ua_paired_diff, row.ua_ci_low, row.ua_ci_high),
-                     "p / p_Holm": p_cell(row.ua_p, row.ua_p_holm), "MAD": number(row.mad, ".4f"),
-                     "FD": number(row.fd, ".3g"), "fit s": number(row.generator_fit_s, ".1f"),
-                     "sample s": number(row.generate_s, ".1f"), "device": row.device,
+                     "p / p_Holm": p_cell(row.ua_p, row.ua_p_holm), "MAD": number_cell(row.mad, ".4f"),
+                     "FD": number_cell(row.fd, ".3g"), "fit s": number_cell(row.generator_fit_s, ".1f"),
+                     "sample s": number_cell(row.generate_s, ".1f"), "device": row.device,
                      "run": row.run + (f" (+{int(row.also_in_runs)})" if row.also_in_runs else "")})
     return pd.DataFrame(rows)
 

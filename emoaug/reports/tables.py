@@ -29,7 +29,7 @@ def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: i
     )
 
 
-def _rate(row: pd.Series, metric: str) -> str:
+def rate_cell(row: pd.Series, metric: str) -> str:
     """``pooled (fold mean ± std)`` in percent."""
     pooled, mean, std = row.get(metric), row.get(f"{metric}_fold_mean"), row.get(f"{metric}_fold_std")
     if pd.isna(pooled):
@@ -39,7 +39,7 @@ def _rate(row: pd.Series, metric: str) -> str:
     return f"{100 * pooled:.1f} ({100 * mean:.1f} ± {100 * std:.1f})"
 
 
-def _number(value, fmt: str) -> str:
+def number_cell(value, fmt: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
@@ -82,24 +82,24 @@ def generator_table(generators: pd.DataFrame, reference: pd.DataFrame | None = N
 
 
 def _generator_row(row: pd.Series) -> dict:
-    fd = _number(row.get("fd"), ".3g")
+    fd = number_cell(row.get("fd"), ".3g")
     if fd and not pd.isna(row.get("fd_real")):
         fd += f" ({row['fd_real']:.3g})"
     return {
         "generator": row["generator"],
-        "WA %": _rate(row, "wa"),
-        "UA %": _rate(row, "ua"),
-        "macro-F1 %": _rate(row, "macro_f1"),
-        "ΔUA pp": _number(100 * row["delta_ua_vs_none"], "+.1f") if "delta_ua_vs_none" in row else "",
+        "WA %": rate_cell(row, "wa"),
+        "UA %": rate_cell(row, "ua"),
+        "macro-F1 %": rate_cell(row, "macro_f1"),
+        "ΔUA pp": number_cell(100 * row["delta_ua_vs_none"], "+.1f") if "delta_ua_vs_none" in row else "",
         "paired ΔUA pp [95% CI]": _paired(row),
         "p / p_Holm": _p_values(row),
-        "MAD": _number(row.get("mad"), ".4f"),
+        "MAD": number_cell(row.get("mad"), ".4f"),
         "FD (real)": fd,
-        "judge UA %": _number(100 * row["judge_ua"], ".1f") if "judge_ua" in row else "",
-        "NN ratio": _number(row.get("nn_ratio_emb"), ".2f"),
-        "fit s": _number(row.get("generator_fit_s"), ".1f"),
-        "sample s": _number(row.get("generate_s"), ".1f"),
-        "items/s": _number(row.get("items_per_s"), ".0f"),
+        "judge UA %": number_cell(100 * row["judge_ua"], ".1f") if "judge_ua" in row else "",
+        "NN ratio": number_cell(row.get("nn_ratio_emb"), ".2f"),
+        "fit s": number_cell(row.get("generator_fit_s"), ".1f"),
+        "sample s": number_cell(row.get("generate_s"), ".1f"),
+        "items/s": number_cell(row.get("items_per_s"), ".0f"),
     }
 
 
@@ -139,8 +139,8 @@ def ratio_curve_table(curve: pd.DataFrame) -> pd.DataFrame:
     for _, row in curve.iterrows():
         std = "" if pd.isna(row["ua_fold_std"]) else f" ± {100 * row['ua_fold_std']:.1f}"
         rows.append({"arm": row["arm"], "generator": row["generator"], "ratio": f"{row['synthetic_ratio']:g}",
-                     "synthetic rows": _number(row["n_synthetic_rows"], ".0f"), "cells": str(int(row["n_cells"])),
-                     "UA %": f"{100 * row['ua_fold_mean']:.1f}{std}", "WA %": _number(100 * row["wa_fold_mean"], ".1f"),
+                     "synthetic rows": number_cell(row["n_synthetic_rows"], ".0f"), "cells": str(int(row["n_cells"])),
+                     "UA %": f"{100 * row['ua_fold_mean']:.1f}{std}", "WA %": number_cell(100 * row["wa_fold_mean"], ".1f"),
                      "paired ΔUA pp [95% CI]": paired_cell(row["ua_paired_diff"], row["ua_ci_low"], row["ua_ci_high"]),
                      "p / p_Holm": p_cell(row["ua_p"], row["ua_p_holm"])})
     table = pd.DataFrame(rows)
