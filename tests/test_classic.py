@@ -31,9 +31,14 @@ def test_scaler_and_svm_see_training_rows_only_and_validation_picks_c():
                                                   classic.ClassicSettings())
     np.testing.assert_allclose(scaler.mean_, train_x.mean(axis=0))
     assert model.shape_fit_ == (40, 5) and chosen["c"] in classic.C_GRID
+    assert chosen["chosen_by"] == "validation speakers"
     _, _, without_val = classic.fit_reference((train_x, train_y), (val_x[:0], val_y[:0]), labels,
                                               classic.ClassicSettings())
-    assert without_val["c"] == 1.0
+    assert without_val["c"] == 1.0 and without_val["chosen_by"].startswith("default")
+    speakers = np.repeat(["s1", "s2", "s3", "s4"], 10)
+    _, _, by_cv = classic.fit_reference((train_x, train_y), (val_x[:0], val_y[:0]), labels,
+                                        classic.ClassicSettings(), groups=speakers)
+    assert by_cv["chosen_by"] == "3-fold CV grouped by training speaker" and by_cv["c"] in classic.C_GRID
 
 
 def test_functionals_are_cached_per_content(emodb_root, tmp_path, monkeypatch):

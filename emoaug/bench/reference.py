@@ -26,7 +26,8 @@ def reference_predictions(folds: Sequence[Fold], items: pd.DataFrame, functional
     parts, chosen = [], []
     for fold in folds:
         predicted, picked = predict_fold(fold, items, functionals, labels, settings)
-        chosen.append(f"fold {fold.index}: C={picked['c']:g} (validation UA {100 * picked['val_ua']:.1f} %)")
+        chosen.append(f"fold {fold.index}: C={picked['c']:g} by {picked['chosen_by']} (UA there "
+                      f"{100 * picked['val_ua']:.1f} %)")
         for seed in seeds:
             part = predicted.copy()
             part.insert(0, "generator", REFERENCE_NAME)

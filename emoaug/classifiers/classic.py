@@ -51,7 +51,7 @@ class ClassicSettings:
         return asdict(self)
 
     def describe(self) -> str:
-        return f"openSMILE {self.feature_set} functionals + RBF SVM (C on validation speakers)"
+        return f"openSMILE {self.feature_set} functionals + RBF SVM"
 
 
 def settings_for(reference: str) -> ClassicSettings | None:
@@ -152,7 +152,8 @@ def _svm(c: float, settings: ClassicSettings):
 
 def fit_reference(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], labels: Sequence[str],
                   settings: ClassicSettings, groups: Sequence[str] | None = None):
-    """(scaler, SVM, {"c": chosen C, "val_ua": its UA on the data that chose it}): both fit on the training rows
+    """(scaler, SVM, {"c": chosen C, "val_ua": its UA on the data that chose it, "chosen_by": how}): both fit on
+    the training rows
     only. C is chosen on the validation rows; without validation speakers, by cross-validation over the
     training speakers (``groups``, one per row: no speaker on both sides of an inner split)."""
     from sklearn.preprocessing import StandardScaler
@@ -164,13 +165,16 @@ def fit_reference(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, n
         val_z = np.nan_to_num(scaler.transform(val_x))
         scores = {c: _unweighted_recall(val_y, _svm(c, settings).fit(train_z, train_y).predict(val_z), labels)
                   for c in sorted(settings.c_grid)}
+        chosen_by = "validation speakers"
     elif groups is not None and len(set(groups)) >= 2:
         scores = {c: _grouped_cv_ua(train_x, train_y, np.asarray(groups), c, labels, settings)
                   for c in sorted(settings.c_grid)}
+        chosen_by = f"{INNER_FOLDS}-fold CV grouped by training speaker"
     else:
         scores = {1.0: float("nan")}  # nothing to choose on: sklearn's default C
+        chosen_by = "default (nothing to choose on)"
     c = max(scores, key=lambda value: (scores[value], -value))  # ties keep the smaller C
-    return scaler, _svm(c, settings).fit(train_z, train_y), {"c": c, "val_ua": scores[c]}
+    return scaler, _svm(c, settings).fit(train_z, train_y), {"c": c, "val_ua": scores[c], "chosen_by": chosen_by}
 
 
 def _grouped_cv_ua(x: np.ndarray, y: np.ndarray, groups: np.ndarray, c: float, labels: Sequence[str],
