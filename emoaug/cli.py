@@ -65,6 +65,10 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--reference", default="compare", choices=("compare", "egemaps", "off"),
                         help="the classic real-only reference row in every table: openSMILE ComParE_2016 (compare, "
                              "default) or eGeMAPSv02 (egemaps) functionals + RBF SVM on the same folds; off skips it")
+    parser.add_argument("--speaker-norm", action="store_true",
+                        help="standardise each speaker's log-mel rows (and the classic reference's functionals) "
+                             "with that speaker's own statistics; uses the test speakers' unlabelled audio, so "
+                             "every table flags it")
     parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
     parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
     parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")

@@ -156,6 +156,9 @@ class RunConfig:
     # empty when one ratio was given
     curve_ratios: list[float] = field(default_factory=list)
     classifier: ClassifierSettings | None = None
+    # --speaker-norm: each speaker's rows (and functionals) standardised with that speaker's own statistics;
+    # transductive (test speakers' unlabelled audio), flagged in every table (emoaug/speaker_norm.py)
+    speaker_norm: bool = False
     device: str = "cpu"
     on_bad_file: str = "skip"
     min_duration: float = DEFAULT_MIN_DURATION  # seconds; shorter and longer clips are skipped
@@ -182,8 +185,10 @@ class RunConfig:
         for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator", "reference",
                     *EXECUTION_FIELDS):
             payload.pop(key)
-        if not payload["curve_ratios"]:  # runs without a curve keep the folder names they had before it existed
-            payload.pop("curve_ratios")
+        # options left at their default keep the folder names runs had before the options existed
+        for key in ("curve_ratios", "speaker_norm"):
+            if not payload[key]:
+                payload.pop(key)
         blob = json.dumps(payload, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()
 

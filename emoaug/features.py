@@ -353,6 +353,9 @@ class Normaliser:
         self.stats: dict[str, Any] = {}
         self.shape: tuple[int, int] | None = None  # (n_mels, n_frames) seen in fit
         self.n_rows = 0
+        # With --speaker-norm the rows it is fit on are speaker-standardised, not dB: to_db maps them back
+        # through this average training speaker ({"mean": [n_mels], "std": [n_mels]}; None: rows are dB).
+        self.db_reference: dict[str, list[float]] | None = None
 
     @property
     def fitted(self) -> bool:
@@ -403,6 +406,16 @@ class Normaliser:
         offset, scale = self._prepared(array)
         return array * scale + offset
 
+    def to_db(self, array: np.ndarray) -> np.ndarray:
+        """Normalised rows ``[..., n_mels, n_frames]`` in dB: the inverse transform, then (speaker-standardised
+        rows) the average training speaker's level and spread per bin."""
+        values = self.inverse_transform(array)
+        if self.db_reference is None:
+            return values
+        mean = np.asarray(self.db_reference["mean"], dtype=values.dtype)[:, None]
+        std = np.asarray(self.db_reference["std"], dtype=values.dtype)[:, None]
+        return values * std + mean
+
     def _prepared(self, array):
         if self.method != "none" and not self.fitted:
             raise RuntimeError(f"Normaliser({self.method!r}) used before fit()")
@@ -417,7 +430,8 @@ class Normaliser:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "shape": list(self.shape) if self.shape else None,
-                "n_rows": self.n_rows, **self.stats}
+                "n_rows": self.n_rows, **self.stats,
+                **({"db_reference": self.db_reference} if self.db_reference is not None else {})}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normaliser:
@@ -425,6 +439,7 @@ class Normaliser:
         normaliser.shape = tuple(data["shape"]) if data.get("shape") else None
         normaliser.n_rows = int(data.get("n_rows", 0))
         normaliser.stats = {key: data[key] for key in ("mean", "std", "min", "max") if key in data}
+        normaliser.db_reference = data.get("db_reference")
         return normaliser
 
 

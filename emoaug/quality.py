@@ -8,7 +8,7 @@ so each measure can be computed and tested on its own.
 
 Two spaces are used:
 
-* **mel space** ("mel"): rows mapped back to dB with ``Normaliser.inverse_transform`` and then to
+* **mel space** ("mel"): rows mapped back to dB with ``Normaliser.to_db`` and then to
   [-1, 1] with Malik et al. (2023)'s global min/max scaling fitted on the *real training rows*
   (:class:`MelScale`). Values therefore do not depend on which normaliser the preset uses.
 * **embedding space** ("emb"): the judge's penultimate-layer embedding of each row.
@@ -99,7 +99,7 @@ class MelScale:
 
 def to_db(fs: FeatureSet, normaliser: Normaliser) -> np.ndarray:
     """Undo the fold's normalisation: float32 dB array ``[N, M, T]``."""
-    return np.asarray(normaliser.inverse_transform(fs.x.detach().cpu().numpy()), dtype=np.float32)
+    return np.asarray(normaliser.to_db(fs.x.detach().cpu().numpy()), dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------------ MAD

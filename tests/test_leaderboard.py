@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from emoaug.cli import main
-from emoaug.reports.tables import REFERENCE_LABEL
-from tests.helpers import make_emodb, write_clip
+from emoaug.reports.tables import REFERENCE_LABEL, SPEAKER_NORM_NOTE
+from tests.helpers import cells_index, make_emodb, write_clip
 
 BASE = ("--profile", "smoke", "--protocol", "none", "--no-mlflow")
 
@@ -19,7 +19,8 @@ BASE = ("--profile", "smoke", "--protocol", "none", "--no-mlflow")
 def runs(tmp_path_factory):
     """Four finished runs and one unfinished folder under one --out:
     a: none + specaugment (+ the classic reference); b: none + dcgan, same protocol; c: specaugment at another
-    synthetic ratio (another protocol); d: specaugment on a copy of the corpus with one file changed."""
+    synthetic ratio (another protocol); d: specaugment on a copy of the corpus with one file changed; e: run a
+    with --speaker-norm (another protocol, flagged)."""
     tmp = tmp_path_factory.mktemp("leaderboard")
     root = make_emodb(tmp / "emodb", speakers=("03", "08", "09", "10"))
     copy = tmp / "emodb_copy"
@@ -35,6 +36,7 @@ def runs(tmp_path_factory):
     run("b", root, "--gen", "dcgan", "--reference", "off")
     run("c", root, "--gen", "specaugment", "--synthetic-ratio", "1", "--reference", "off")
     run("d", copy, "--gen", "specaugment", "--reference", "off")
+    run("e", root, "--gen", "specaugment", "--speaker-norm")
     (out / "unfinished").mkdir()
     shutil.copy(out / "a" / "config.json", out / "unfinished" / "config.json")
     return out
@@ -48,7 +50,7 @@ def board(runs):
 
 def test_runs_of_one_protocol_share_a_group_and_other_protocols_get_their_own(board):
     groups = board.groupby("protocol")["run"].agg(set)
-    assert sorted(map(sorted, groups)) == [["a", "b", "d"], ["c"]]
+    assert sorted(map(sorted, groups)) == [["a", "b", "d"], ["c"], ["e"]]
     main_group = board[board["run"].isin(["a", "b", "d"])]
     original = main_group[main_group["data"] != board.loc[board["run"] == "d", "data"].iloc[0]]
     assert sorted(original["generator"]) == sorted(["none", "specaugment", "dcgan", REFERENCE_LABEL])
@@ -68,7 +70,7 @@ def test_numbers_are_the_runs_own(board, runs):
             assert row.real_ua == pytest.approx(generators.loc["none", "ua"])
             if row.generator != "none":
                 assert row.ua_paired_diff == pytest.approx(generators.loc[row.generator, "ua_paired_diff"])
-    classic = board[board["generator"] == REFERENCE_LABEL].iloc[0]
+    classic = board[(board["generator"] == REFERENCE_LABEL) & (board["run"] == "a")].iloc[0]
     assert classic["ua"] == pytest.approx(pd.read_csv(runs / "a" / "reference.csv")["ua"].iloc[0])
 
 
@@ -79,12 +81,25 @@ def test_a_changed_corpus_copy_is_its_own_row(board):
 
 def test_markdown_and_html_say_what_differs_and_what_was_left_out(runs, board):
     markdown = (runs / "leaderboard.md").read_text()
-    assert "the protocols differ in: synthetic_ratio" in markdown
-    assert "Protocol A" in markdown and "Protocol B" in markdown
+    assert "the protocols differ in: synthetic_ratio, speaker_norm" in markdown
+    assert "Protocol A" in markdown and "Protocol B" in markdown and "Protocol C" in markdown
     assert "left out: unfinished: unfinished" in markdown
     assert "emodb (" in markdown  # two copies of emodb in one group: the content hash names them
     page = (runs / "leaderboard.html").read_text()
-    assert page.startswith("<!DOCTYPE html>") and "synthetic_ratio" in page and page.count("<table") == 2
+    assert page.startswith("<!DOCTYPE html>") and "synthetic_ratio" in page and page.count("<table") == 3
+
+
+def test_a_speaker_normalised_run_computes_its_own_cells_and_says_so_everywhere(runs, board):
+    # other rows, so other keys: nothing of run a (same corpus, same generators) is reused
+    a, e = cells_index(runs / "a"), cells_index(runs / "e")
+    assert set(a["key"]).isdisjoint(e["key"]) and e["computed_by_this_run"].all()
+    for table in (runs / "e" / "tables").glob("*.md"):
+        assert SPEAKER_NORM_NOTE in table.read_text(), table.name
+    assert not any(SPEAKER_NORM_NOTE in t.read_text() for t in (runs / "a" / "tables").glob("*.md"))
+    assert "standardised per speaker" in (runs / "e" / "tables" / "generators.md").read_text()
+    assert "SPEAKER-NORMALISED" in (runs / "e" / "report.html").read_text()
+    assert "SPEAKER-NORMALISED" in (runs / "leaderboard.md").read_text()
+    assert set(board[board["run"] == "e"]["generator"]) == {"none", "specaugment", REFERENCE_LABEL}
 
 
 def test_no_finished_run_is_a_one_line_error(tmp_path, capsys):

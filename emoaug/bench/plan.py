@@ -20,6 +20,7 @@ import pandas as pd
 from ..config import RunConfig
 from ..features import MelPreset, Normaliser, build_featureset
 from ..featureset import FeatureSet
+from ..speaker_norm import reference_statistics
 from ..splits import Fold
 from ..storage import stable_hash
 
@@ -81,6 +82,9 @@ class Workload:
     device: str = "cpu"
     # item_id -> openSMILE functionals of the classic reference (None: --reference off); used by the driver only
     functionals: dict[str, np.ndarray] | None = None
+    # --speaker-norm: speaker -> per-bin {"mean", "std"} in dB of the corpus's speakers (``features`` are then
+    # speaker-standardised); a fold's training speakers give its normaliser's way back to dB
+    speaker_stats: dict[str, dict[str, np.ndarray]] | None = None
     _fold_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
@@ -101,7 +105,11 @@ class Workload:
         return replace(self._fold_cache[fold_index], seed=seed)
 
     def normaliser(self, fold: Fold) -> Normaliser:
-        return Normaliser(self.preset.normalisation).fit([self.features[i] for i in fold.train])
+        normaliser = Normaliser(self.preset.normalisation).fit([self.features[i] for i in fold.train])
+        if self.speaker_stats is not None:
+            speakers = self.items.set_index("item_id").loc[list(fold.train), "speaker"].astype(str)
+            normaliser.db_reference = reference_statistics(self.speaker_stats, speakers)
+        return normaliser
 
     def _build_fold_data(self, fold: Fold, seed: int) -> FoldData:
         normaliser = self.normaliser(fold)
@@ -125,9 +133,13 @@ def content_of(items: pd.DataFrame, ids: list[str] | None = None) -> str:
 
 
 def data_key(workload: Workload) -> dict:
-    """What the rows of every fold are made of: label set, front end and normalisation."""
-    return {"labels": list(workload.labels), "preset": workload.preset.fingerprint(),
-            "normalisation": workload.preset.normalisation}
+    """What the rows of every fold are made of: label set, front end and normalisation (``speaker_norm`` only
+    when set, so that the keys of runs without it stay what they were)."""
+    key = {"labels": list(workload.labels), "preset": workload.preset.fingerprint(),
+           "normalisation": workload.preset.normalisation}
+    if workload.config.speaker_norm:
+        key["speaker_norm"] = True
+    return key
 
 
 def fold_content(workload: Workload, fold: Fold) -> dict:

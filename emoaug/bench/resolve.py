@@ -34,7 +34,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        on_bad_file: str = "skip", min_duration: float = DEFAULT_MIN_DURATION,
                        max_duration: float = DEFAULT_MAX_DURATION, out: str = "runs", run_name: str | None = None,
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
-                       tracking_uri: str | None = None) -> RunConfig:
+                       tracking_uri: str | None = None, speaker_norm: bool = False) -> RunConfig:
     """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
 
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
@@ -92,7 +92,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         device=resolved_device, on_bad_file=on_bad_file, min_duration=float(min_duration),
         max_duration=float(max_duration), out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
-        ray_address=ray_address, store_dir=store, fresh=bool(fresh),
+        ray_address=ray_address, store_dir=store, fresh=bool(fresh), speaker_norm=bool(speaker_norm),
     )
 
 

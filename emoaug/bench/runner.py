@@ -28,6 +28,7 @@ from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
 from ..errors import BadAudioError, EmoaugError
 from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
+from ..speaker_norm import mel_statistics, standardise_mels, standardise_vectors, warn_small_speakers
 from ..splits import SPEAKER_INDEPENDENT, audit_splits, make_splits, save_splits
 from .arms import MAIN
 from .cells import CellResult, JudgeResult
@@ -148,6 +149,14 @@ def functionals_of(scan: CorpusScan, config: RunConfig) -> tuple[CorpusScan, dic
     return drop_failed_items(scan, failures, config), functionals
 
 
+def by_speaker(items: pd.DataFrame, features: dict, functionals: dict | None) -> tuple[dict, dict | None, dict]:
+    """(--speaker-norm) the log-mel rows and functionals standardised per speaker, and each speaker's statistics."""
+    warn_small_speakers(items)
+    stats = mel_statistics(features, items)
+    standardised = standardise_mels(features, items, stats)
+    return standardised, None if functionals is None else standardise_vectors(functionals, items), stats
+
+
 def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -> tuple[Workload, CorpusScan]:
     """Corpus, features and folds, with the run folder's input records written on the way. Every file
     that fails, at any stage, is skipped before the folds are made."""
@@ -160,6 +169,9 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -
     scan, functionals = functionals_of(scan, config)
     check_label_set_covered(scan, config)
     warn_skipped(scan)
+    speaker_stats = None
+    if config.speaker_norm:
+        features, functionals, speaker_stats = by_speaker(scan.items, features, functionals)
     folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed,
                         val_speakers=config.classifier.val_speakers if config.classifier else None)
     audit = audit_splits(scan.items, folds, config.split)
@@ -167,10 +179,13 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -
         log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
     warn_absent_emotions(scan.items, audit)
     workload = Workload(config=config, preset=preset, labels=scan.labels, items=scan.items, folds=folds,
-                        features=features, device=config.device, functionals=functionals)
+                        features=features, device=config.device, functionals=functionals,
+                        speaker_stats=speaker_stats)
     if test_scan is not None:
         test_scan, workload.cross_features = features_of(test_scan, config, preset, progress)
         warn_skipped(test_scan)
+        if config.speaker_norm:  # the test corpus's speakers standardised with their own statistics
+            workload.cross_features, _, _ = by_speaker(test_scan.items, workload.cross_features, None)
         workload.cross_items = test_scan.items
     write_inputs(run_dir, workload, scan, test_scan, audit)
     return workload, scan

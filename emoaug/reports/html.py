@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import storage as io
-from .tables import TABLE_INDEX
+from .tables import SPEAKER_NORM_NOTE, TABLE_INDEX
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 75em; color: #222; }
@@ -43,6 +43,8 @@ def write_html_report(run_dir: Path) -> Path:
     if audit and not audit.get("speaker_independent", True):
         parts.append('<p class="warning">SPEAKER-DEPENDENT split: test speakers also appear in training. '
                      "Figures are not comparable with speaker-independent results.</p>")
+    if config.get("speaker_norm"):
+        parts.append(f"<p class=\"warning\">{_esc(SPEAKER_NORM_NOTE)}</p>")
     parts += _tables(run_dir) + _figures(run_dir) + _audio(run_dir)
     parts.append("<h2>Resolved configuration</h2>" + _pre(config))
     if audit:

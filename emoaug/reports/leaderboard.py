@@ -4,8 +4,8 @@ Each finished run folder already holds its per-generator results (``generators.c
 with ``none`` of the same cells, MAD, FD, cost) and the classic reference (``reference.csv``). The leaderboard
 only reads them: nothing is recomputed. Rows are comparable only when everything that fixes the real-only
 classifier's numbers is the same -- profile, front end, classifier settings, label set, split, folds, seeds,
-base seed, synthetic ratio and clip-length bounds -- so rows are grouped by those settings ("protocols"), and
-the page says which settings tell the groups apart. Within a group, one corpus copy (its manifest's content)
+base seed, synthetic ratio, clip-length bounds and speaker normalisation -- so rows are grouped by those
+settings ("protocols"), and the page says which settings tell the groups apart. Within a group, one corpus copy (its manifest's content)
 and one generator config make one row; when several runs hold the same row (content-keyed cells make their
 numbers the same), the most recent is shown and the others are counted.
 """
@@ -29,7 +29,7 @@ log = logging.getLogger("emoaug")
 
 #: config.json fields that fix a run's numbers for every generator (what makes two runs' rows comparable)
 PROTOCOL_FIELDS = ("profile", "preset", "preset_settings", "classifier", "labels_resolved", "split", "n_folds",
-                   "n_seeds", "seed", "synthetic_ratio", "min_duration", "max_duration")
+                   "n_seeds", "seed", "synthetic_ratio", "min_duration", "max_duration", "speaker_norm")
 BASELINE = "none"
 COLUMNS = ["protocol", "corpus", "data", "generator", "generator_config", "real_ua", "real_ua_fold_mean", "ua",
            "ua_fold_mean", "ua_fold_std", "ua_paired_diff", "ua_ci_low", "ua_ci_high", "ua_p", "ua_p_holm",
@@ -51,7 +51,10 @@ def finished_runs(out: Path) -> tuple[list[Path], list[str]]:
 
 
 def protocol_settings(config: dict) -> dict:
-    return {name: config.get(name) for name in PROTOCOL_FIELDS}
+    settings = {name: config.get(name) for name in PROTOCOL_FIELDS}
+    if not settings["speaker_norm"]:  # runs without it keep the protocol ids they had before it existed
+        settings.pop("speaker_norm")
+    return settings
 
 
 def data_content(run_dir: Path) -> str:
@@ -121,7 +124,8 @@ def describe_protocol(settings: dict) -> str:
     return (f"profile {settings.get('profile')}, preset {settings.get('preset')}, classifier {arch} "
             f"({classifier.get('epochs')} epochs), labels [{', '.join(settings.get('labels_resolved') or [])}], "
             f"split {settings.get('split')} ({settings.get('n_folds')} folds x {settings.get('n_seeds')} seeds, base "
-            f"seed {settings.get('seed')}), synthetic ratio {settings.get('synthetic_ratio')}")
+            f"seed {settings.get('seed')}), synthetic ratio {settings.get('synthetic_ratio')}"
+            + (", SPEAKER-NORMALISED (uses test speakers' unlabelled audio)" if settings.get("speaker_norm") else ""))
 
 
 def differing_settings(frame: pd.DataFrame) -> list[str]:

@@ -30,7 +30,7 @@ def export_audio(generated: FeatureSet, normaliser: Normaliser, preset: MelPrese
                  n_per_emotion: int = 2, n_iter: int = 32, seed: int = 0) -> list[Path]:
     """Write the first ``n_per_emotion`` generated rows of each emotion as ``<emotion>_<k>.wav`` (k from 0).
 
-    Each row is denormalised to dB (``normaliser.inverse_transform``), turned into mel power
+    Each row is denormalised to dB (``normaliser.to_db``), turned into mel power
     (``librosa.db_to_power``, ref 1.0 as in the front end) and inverted with Griffin-Lim
     (:func:`mel_to_audio`), then peak-normalised to ``PEAK`` and written as 16-bit PCM at
     ``preset.sample_rate``. Files are written atomically. The inverse is approximate: log-mel values
@@ -46,7 +46,7 @@ def export_audio(generated: FeatureSet, normaliser: Normaliser, preset: MelPrese
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for label, k, index in _picks(generated, n_per_emotion):
-        db = np.asarray(normaliser.inverse_transform(generated.x[index].detach().cpu().numpy()), dtype=np.float64)
+        db = np.asarray(normaliser.to_db(generated.x[index].detach().cpu().numpy()), dtype=np.float64)
         audio = peak_normalise(mel_to_audio(db, preset, n_iter=n_iter, seed=seed + index))
         paths.append(storage.write_wav(out_dir / f"{_safe(label)}_{k}.wav", audio, preset.sample_rate))
     return paths
@@ -134,7 +134,7 @@ def _examples(fs: FeatureSet, emotion: str, n: int, normaliser: Normaliser | Non
     index = [i for i, label in enumerate(fs.label_names()) if label == emotion][:n]
     rows = fs.x[index].detach().cpu().numpy() if index else np.zeros((0, fs.n_mels, fs.n_frames), np.float32)
     if normaliser is not None and len(rows):
-        rows = np.asarray(normaliser.inverse_transform(rows))
+        rows = np.asarray(normaliser.to_db(rows))
     return list(rows)
 
 

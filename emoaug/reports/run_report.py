@@ -18,8 +18,11 @@ def render_run(run_dir: Path, result) -> str:
     corpus = config.corpus
     # the folds that ran (LOSO: one per speaker; the paper split: one), not --folds
     n_folds, n_seeds = result.fold_metrics["fold"].nunique(), result.fold_metrics["seed"].nunique()
-    definitions = tables.definitions_note(result.labels, config.split, n_folds, n_seeds, cells=False)
-    note = f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds)} {tables.QUALITY_NOTE}"
+    speaker_norm = getattr(config, "speaker_norm", False)
+    definitions = tables.definitions_note(result.labels, config.split, n_folds, n_seeds, cells=False,
+                                          speaker_norm=speaker_norm)
+    note = (f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds, speaker_norm=speaker_norm)} "
+            f"{tables.QUALITY_NOTE}")
     reference = getattr(result, "reference", pd.DataFrame())
     if not reference.empty:
         note += " " + tables.reference_note(config)

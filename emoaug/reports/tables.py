@@ -17,15 +17,24 @@ SPLIT_DESCRIPTIONS = {
 }
 
 
-def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: int, *, cells: bool = True) -> str:
+#: the flag every table of a --speaker-norm run carries
+SPEAKER_NORM_NOTE = ("SPEAKER-NORMALISED (--speaker-norm): every speaker's rows and functionals were standardised "
+                     "with that speaker's own statistics, which uses the test speakers' unlabelled audio; not "
+                     "comparable with runs without it.")
+
+
+def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: int, *, cells: bool = True,
+                     speaker_norm: bool = False) -> str:
     """The sentence every table carries: what WA and UA mean and how the split was made (and, with
-    ``cells``, how the generator table's cells read; other tables say that themselves)."""
+    ``cells``, how the generator table's cells read; other tables say that themselves), flagged when the rows
+    were speaker-normalised."""
     split_text = SPLIT_DESCRIPTIONS.get(split, split).format(n_folds=n_folds)
     cells_text = (f"Cells: pooled over all test folds (fold mean ± std over {n_folds} fold(s) x {n_seeds} "
                   "seed(s)). ") if cells else f"{n_folds} fold(s) x {n_seeds} seed(s). "
     return (
         "WA = overall accuracy (weighted accuracy); UA = unweighted mean of per-class recall over the "
         f"label set [{', '.join(labels)}]. {cells_text}Split: {split_text}."
+        + (f" {SPEAKER_NORM_NOTE}" if speaker_norm else "")
     )
 
 
@@ -64,8 +73,9 @@ def reference_note(config) -> str:
     from ..classifiers.classic import FEATURE_SETS
 
     feature_set = FEATURE_SETS.get(getattr(config, "reference", "compare"), FEATURE_SETS["compare"])
-    return (f"classic = the real-only reference: openSMILE {feature_set} functionals, standardised on the training "
-            "speakers, RBF SVM trained on the same training speakers of each fold as the network, with C chosen on "
+    per_speaker = "standardised per speaker, then " if getattr(config, "speaker_norm", False) else ""
+    return (f"classic = the real-only reference: openSMILE {feature_set} functionals, {per_speaker}standardised on "
+            "the training speakers, RBF SVM trained on the same training speakers of each fold as the network, with C chosen on "
             "the validation speakers (folds without any: by cross-validation grouped by training speaker); "
             "deterministic, so the same predictions for every seed; its ΔUA compares it with none's network on "
             "the same cells.")
