@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -59,6 +60,18 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "attn": ({}, {"pooling": "attention"}, {}),
     "maxpool": ({}, {"pooling": "max"}, {}),
     "ls": ({"label_smoothing": 0.1}, {}, {}),
+    # round 6 (script-only experiments): averaging several networks, and per-speaker normalisation
+    "ens3": ({"_ensemble": 3}, {}, {}),  # 3 independently seeded networks, probabilities averaged (3x cost)
+    "ens3e14": ({"_ensemble": 3, "epochs": 14}, {}, {}),  # the same at about the kept protocol's cost
+    "snap2": ({"_snapshots": 2}, {}, {}),  # 2 cosine cycles of epochs/2, the snapshots' probabilities averaged
+    "snap4": ({"_snapshots": 4}, {}, {}),
+    # flagged, transductive: each speaker's rows standardised per mel bin with that speaker's own statistics
+    # (the test speakers' from their unlabelled test rows)
+    "spknorm": ({"_speaker_norm": True}, {}, {}),
+    # the per-bin mean and std of the input over time (a functional view) joined to the pooled BLSTM output
+    "melstats": ({"_arch": "cnn_blstm_stats"}, {}, {}),
+    # a small 2-D CNN (4 blocks of 3x3 conv, 2x2 max pooling; 8-16-32-32 channels) before the BLSTM (a CRNN)
+    "crnn2d": ({"_arch": "crnn2d"}, {}, {}),
 }
 #: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
 KEPT = "trainval+nodropout+pool4"
@@ -105,7 +118,8 @@ def start_worker(data_root: str, preset: str, threads: int) -> None:
 
 
 def run_cell(task: dict) -> dict:
-    from emoaug.classifiers.training import SERClassifier, TrainConfig
+    from emoaug.classifiers.training import SERClassifier, TrainConfig, aggregate_items
+    from emoaug.devices import resolve_device
     from emoaug.features import Normaliser, build_featureset
     from emoaug.metrics import classification_metrics
     from emoaug.splits import make_splits
@@ -113,6 +127,10 @@ def run_cell(task: dict) -> dict:
     scan, preset, features = _WORKER["data"]
     train_over, arch_over, split_over = combined(task["variant"])
     deltas = train_over.pop("_deltas", False)
+    members, snapshots = train_over.pop("_ensemble", 1), train_over.pop("_snapshots", 1)
+    speaker_norm = train_over.pop("_speaker_norm", False)
+    arch = train_over.pop("_arch", task["arch"])
+    register_experimental_architectures()
     folds = make_splits(scan.items, "kfold", n_folds=5, seed=0, **split_over)
     fold = folds[task["fold"]]
     settings = base_settings(task["profile"], task["arch"])
@@ -125,12 +143,97 @@ def run_cell(task: dict) -> dict:
                                    scan.labels, normaliser) for part in ("train", "val", "test")}
     if deltas:
         sets = {part: with_deltas(fs) for part, fs in sets.items()}
+    if speaker_norm:
+        sets = {part: by_speaker_standardised(fs) for part, fs in sets.items()}
+    if snapshots > 1:
+        config.epochs = config.epochs // snapshots
     start = time.perf_counter()
-    clf = SERClassifier(task["arch"], config, **{**settings.arch_kwargs, **arch_over}).fit(sets["train"], sets["val"])
-    predicted = clf.predict_items(sets["test"])
+    probabilities = []
+    for member in range(members):
+        member_config = TrainConfig(**{**config.to_dict(), "seed": task["seed"] + 1000 * member})
+        clf = SERClassifier(arch, member_config, **{**settings.arch_kwargs, **arch_over})
+        clf.fit(sets["train"], sets["val"])
+        probabilities.append(clf.predict_proba(sets["test"]))
+        for _ in range(snapshots - 1):  # a warm restart: a fresh optimiser and cosine cycle from these weights
+            clf._train_epochs(sets["train"], None, resolve_device(config.device), False)
+            probabilities.append(clf.predict_proba(sets["test"]))
+    predicted = aggregate_items(np.mean(probabilities, axis=0), sets["test"].item_ids, sets["test"].y, scan.labels)
     scores = classification_metrics(predicted["y_true"], predicted["y_pred"], list(scan.labels))
     return {"variant": task["variant"], "fold": task["fold"], "seed": task["seed"], "ua": scores["ua"],
             "wa": scores["wa"], "seconds": time.perf_counter() - start, "best_epoch": clf.best_epoch}
+
+
+def register_experimental_architectures() -> None:
+    """Script-only architectures for round 6 (registered in each worker, not in the library)."""
+    import torch
+    from torch import nn
+
+    from emoaug.classifiers import training
+    from emoaug.classifiers.cnn_blstm import CNNBLSTM
+
+    class WithMelStats(CNNBLSTM):
+        def __init__(self, n_mels, n_classes, **kwargs):
+            super().__init__(n_mels, n_classes, **kwargs)
+            self.embedding_dim += 2 * n_mels
+            self.classifier = nn.Linear(self.embedding_dim, n_classes)
+
+        def embed(self, x):
+            return torch.cat([super().embed(x), x.mean(dim=-1), x.std(dim=-1)], dim=1)
+
+    class CRNN2D(nn.Module):
+        def __init__(self, n_mels, n_classes, *, lstm_hidden=64, widths=(8, 16, 32, 32), **_ignored):
+            super().__init__()
+            layers, previous = [], 1
+            for width in widths:
+                layers += [nn.Conv2d(previous, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                           nn.MaxPool2d(2, ceil_mode=True)]
+                previous = width
+            self.conv = nn.Sequential(*layers)
+            reduced = n_mels
+            for _ in widths:
+                reduced = -(-reduced // 2)
+            self.project = nn.Linear(previous * reduced, lstm_hidden)
+            self.lstm = nn.LSTM(lstm_hidden, lstm_hidden, batch_first=True, bidirectional=True)
+            self.embedding_dim = 2 * lstm_hidden
+            self.classifier = nn.Linear(self.embedding_dim, n_classes)
+
+        def embed(self, x):
+            maps = self.conv(x[:, None])  # [B, C, F', T']
+            steps = maps.flatten(1, 2).transpose(1, 2)  # [B, T', C * F']
+            sequence, _ = self.lstm(torch.relu(self.project(steps)))
+            return sequence.mean(dim=1)
+
+        def forward(self, x):
+            return self.classifier(self.embed(x))
+
+    def with_mel_stats(n_mels, n_classes, *, channels=64, kernel_size=5, conv_dropout=0.0, lstm_hidden=64,
+                       lstm_layers=1, lstm_dropout=0.0, time_pool=4, pooling="mean"):
+        return WithMelStats(n_mels, n_classes, channels=channels, kernel_size=kernel_size, conv_dropout=conv_dropout,
+                            lstm_hidden=lstm_hidden, lstm_layers=lstm_layers, lstm_dropout=lstm_dropout,
+                            time_pool=time_pool, pooling=pooling)
+
+    def crnn2d(n_mels, n_classes, *, channels=64, kernel_size=5, conv_dropout=0.0, lstm_hidden=64, lstm_layers=1,
+               lstm_dropout=0.0, time_pool=4, pooling="mean"):  # the CNN-BLSTM's options are accepted and unused
+        return CRNN2D(n_mels, n_classes, lstm_hidden=lstm_hidden)
+
+    training.BUILDERS.setdefault("cnn_blstm_stats", with_mel_stats)
+    training.BUILDERS.setdefault("crnn2d", crnn2d)
+
+
+def by_speaker_standardised(fs):
+    """Each speaker's rows standardised per mel bin over that speaker's frames (transductive for test speakers)."""
+    import torch
+
+    from emoaug.featureset import FeatureSet
+
+    x = fs.x.clone()
+    speakers = np.asarray(fs.speakers)
+    for speaker in np.unique(speakers):
+        rows = torch.from_numpy(np.flatnonzero(speakers == speaker))
+        frames = x[rows].transpose(0, 1).reshape(x.shape[1], -1)
+        mean, std = frames.mean(dim=1)[:, None], frames.std(dim=1)[:, None] + 1e-5
+        x[rows] = (x[rows] - mean) / std
+    return FeatureSet(x, fs.y, fs.labels, fs.item_ids, fs.speakers)
 
 
 def with_deltas(fs):
@@ -142,9 +245,11 @@ def with_deltas(fs):
     return FeatureSet(torch.cat([fs.x, delta], dim=1), fs.y, fs.labels, fs.item_ids, fs.speakers)
 
 
-def classic_reference(data_root: str, feature_set: str, val_speakers: int | None = 0) -> pd.DataFrame:
+def classic_reference(data_root: str, feature_set: str, val_speakers: int | None = 0,
+                      speaker_norm: bool = False) -> pd.DataFrame:
     """The classic reference on the same test folds; with ``val_speakers=0`` (as the kept protocol) it trains on
-    every training speaker and picks C by speaker-grouped cross-validation among them."""
+    every training speaker and picks C by speaker-grouped cross-validation among them; ``speaker_norm``: each
+    speaker's functionals standardised first (as ``--speaker-norm`` does)."""
     from emoaug.classifiers.classic import ClassicSettings, extract_functionals, predict_fold
     from emoaug.datasets import load_corpus
     from emoaug.features import default_cache_root
@@ -153,6 +258,10 @@ def classic_reference(data_root: str, feature_set: str, val_speakers: int | None
 
     scan = load_corpus("emodb", data_root)
     functionals = extract_functionals(scan.items, feature_set, cache_root=default_cache_root())
+    if speaker_norm:
+        from emoaug.speaker_norm import standardise_vectors
+
+        functionals = standardise_vectors(functionals, scan.items)
     rows = []
     for fold in make_splits(scan.items, "kfold", n_folds=5, seed=0, val_speakers=val_speakers):
         predicted, chosen = predict_fold(fold, scan.items, functionals, scan.labels,
@@ -162,14 +271,16 @@ def classic_reference(data_root: str, feature_set: str, val_speakers: int | None
     return pd.DataFrame(rows)
 
 
-def report(cells: pd.DataFrame, classic: pd.DataFrame) -> pd.DataFrame:
+def report(cells: pd.DataFrame, classic: pd.DataFrame, classic_by_speaker: pd.DataFrame) -> pd.DataFrame:
+    """Each variant against ``base`` and against the classic reference on equal footing: speaker-normalised
+    variants against the speaker-normalised classic."""
     from emoaug.stats import bootstrap_mean_ci, paired_p_value
 
     base = cells[cells["variant"] == "base"].set_index(["fold", "seed"])["ua"]
-    ref = classic.set_index("fold")["ua"]
     rows = []
     for variant, part in cells.groupby("variant", sort=False):
         ua = part.set_index(["fold", "seed"])["ua"]
+        ref = (classic_by_speaker if "spknorm" in variant.split("+") else classic).set_index("fold")["ua"]
         row = {"variant": variant, "cells": len(part), "UA %": f"{100 * ua.mean():.1f} ± {100 * ua.std():.1f}",
                "WA %": f"{100 * part['wa'].mean():.1f}", "s/cell": f"{part['seconds'].mean():.0f}",
                "best epoch": f"{part['best_epoch'].mean():.0f}"}
@@ -219,11 +330,13 @@ def main() -> None:
     cells = done[done["variant"].isin(variants)]
     classic = classic_reference(args.data_root, args.reference)
     with_val = classic_reference(args.data_root, args.reference, val_speakers=None)
+    by_speaker = classic_reference(args.data_root, args.reference, speaker_norm=True)
     for name, frame in (("trained on every training speaker, C by grouped CV", classic),
-                        ("trained without the validation speakers, C on them", with_val)):
+                        ("trained without the validation speakers, C on them", with_val),
+                        ("speaker-normalised functionals, every training speaker (vs spknorm variants)", by_speaker)):
         print(f"classic ({args.reference} + SVM, {name}): UA {100 * frame['ua'].mean():.1f} ± "
               f"{100 * frame['ua'].std():.1f} over {len(frame)} folds, WA {100 * frame['wa'].mean():.1f}")
-    print(report(cells, classic).to_markdown(index=False))
+    print(report(cells, classic, by_speaker).to_markdown(index=False))
 
 
 if __name__ == "__main__":
