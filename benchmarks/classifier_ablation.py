@@ -97,9 +97,23 @@ def combined(names: str) -> tuple[dict, dict, dict]:
     return train, arch, split
 
 
+def register_experimental_presets() -> None:
+    """Script-only presets: the emogen front end cut into non-overlapping segments of 2 s or 3 s (the issue's
+    "segment the whole utterance and average segment probabilities" lever; the classifier averages them)."""
+    from dataclasses import replace
+
+    from emoaug.presets import PRESETS
+
+    for seconds in (2, 3):
+        PRESETS.setdefault(f"emogen_seg{seconds}", replace(PRESETS["emogen"], name=f"emogen_seg{seconds}",
+                                                           clip_seconds=float(seconds), length_mode="segment"))
+
+
 def load(data_root: str, preset_name: str):
     from emoaug.datasets import load_corpus
     from emoaug.features import FeatureCache, default_cache_root, extract_features, get_preset
+
+    register_experimental_presets()
 
     scan = load_corpus("emodb", data_root)
     preset = get_preset(preset_name)
