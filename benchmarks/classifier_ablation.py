@@ -68,13 +68,15 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     # flagged, transductive: each speaker's rows standardised per mel bin with that speaker's own statistics
     # (the test speakers' from their unlabelled test rows)
     "spknorm": ({"_speaker_norm": True}, {}, {}),
+    # round 7: each row's own mean per bin removed at the input (cepstral-mean-style, no variance)
+    "cmn": ({"input_norm": "utterance_mean"}, {}, {}),
     # the per-bin mean and std of the input over time (a functional view) joined to the pooled BLSTM output
     "melstats": ({"_arch": "cnn_blstm_stats"}, {}, {}),
     # a small 2-D CNN (4 blocks of 3x3 conv, 2x2 max pooling; 8-16-32-32 channels) before the BLSTM (a CRNN)
     "crnn2d": ({"_arch": "crnn2d"}, {}, {}),
 }
 #: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
-KEPT = "trainval+nodropout+pool4"
+KEPT = "trainval+nodropout+pool4+cmn"
 
 
 def base_settings(profile: str, arch: str):

@@ -256,6 +256,20 @@ def test_bin_standardisation_uses_training_rows_only_and_survives_a_checkpoint()
     np.testing.assert_array_equal(restored.predict_proba(shifted), clf.predict_proba(shifted))
 
 
+def test_utterance_mean_removes_each_rows_own_bin_means_and_nothing_else():
+    train = separable_set(seed=6)
+    clf = SERClassifier("cnn_blstm", config(epochs=2, input_norm="utterance_mean"), **SMALL).fit(train)
+    x = train.x[:4]
+    seen = clf._inputs(x)
+    torch.testing.assert_close(seen.mean(dim=-1), torch.zeros(4, train.n_mels), atol=1e-5, rtol=0)
+    torch.testing.assert_close(seen - x, (seen - x)[..., :1].expand_as(x))  # one shift per (row, bin)
+    # a row's own statistics only: a constant offset per bin (level of speaker or channel) changes nothing
+    offset = torch.linspace(-3, 3, train.n_mels)[None, :, None]
+    torch.testing.assert_close(clf._inputs(x + offset), seen, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(clf.predict_proba(FeatureSet(train.x + offset, train.y, LABELS, train.item_ids)),
+                               clf.predict_proba(train), atol=1e-5)
+
+
 def test_cosine_schedule_anneals_the_learning_rate_to_zero():
     from emoaug.classifiers.training import _lr_schedule
 

@@ -107,3 +107,13 @@ def test_speakers_with_one_utterance_are_counted_in_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="emoaug"):
         warn_small_speakers(items)
     assert "1 of 2 speakers have a single utterance" in caplog.text
+
+
+def test_speaker_statistics_take_the_place_of_the_classifiers_per_utterance_mean_removal():
+    from emoaug.bench.resolve import resolve_run_config
+
+    plain, normalised = resolve_run_config(profile="quick"), resolve_run_config(profile="quick", speaker_norm=True)
+    assert plain.classifier.input_norm == "utterance_mean"
+    assert normalised.classifier.input_norm == "none" and normalised.speaker_norm
+    assert {k: v for k, v in vars(normalised.classifier).items() if k != "input_norm"} == \
+        {k: v for k, v in vars(plain.classifier).items() if k != "input_norm"}

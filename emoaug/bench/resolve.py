@@ -63,7 +63,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     check_out_dir(out)
     check_device_spec(device)
     get_preset(preset or chosen.preset)
-    classifier_settings = resolve_classifier(chosen, classifier, epochs)
+    classifier_settings = with_speaker_norm(resolve_classifier(chosen, classifier, epochs), speaker_norm)
     resolve_labels(labels, ())  # a known label set ("all" takes the corpus's own labels later)
     for name in [*names, *([baseline] if baseline else [])]:
         require_known_name(name)
@@ -94,6 +94,19 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh), speaker_norm=bool(speaker_norm),
     )
+
+
+def with_speaker_norm(settings, speaker_norm: bool):
+    """With --speaker-norm, each speaker's statistics take the place of the classifier's per-utterance mean
+    removal: both remove the spectral level, and removing it per utterance as well would also discard the
+    utterance's level relative to its speaker, which speaker normalisation keeps (docs/CLASSIFIER_ABLATION.md)."""
+    from dataclasses import replace
+
+    if not speaker_norm or settings.input_norm != "utterance_mean":
+        return settings
+    log.info("--speaker-norm: the classifier's per-utterance mean removal is off (the speaker's statistics take "
+             "its place)")
+    return replace(settings, input_norm="none")
 
 
 def check_reference(reference: str) -> None:

@@ -26,7 +26,7 @@ from .resnet import resnet50
 BUILDERS: dict[str, Callable[..., nn.Module]] = {"cnn_blstm": cnn_blstm, "resnet50": resnet50}
 CLASS_WEIGHTS = (None, "balanced")
 LR_SCHEDULES = ("constant", "cosine")
-INPUT_NORMS = ("none", "utterance", "bins")
+INPUT_NORMS = ("none", "utterance", "utterance_mean", "bins")
 
 
 def available_classifiers() -> list[str]:
@@ -66,7 +66,9 @@ class TrainConfig:
     max_grad_norm: float | None = None  # gradient clipping by global norm when set
     lr_schedule: str = "constant"  # "constant" or "cosine" (annealed to 0 over ``epochs``, per batch)
     # "utterance": each row's mel bins are standardised over its own frames before the network (CMVN; no
-    # statistics of other utterances, so nothing of the test speakers leaks in). "bins": each mel bin is
+    # statistics of other utterances, so nothing of the test speakers leaks in). "utterance_mean": only each
+    # bin's mean over the row's own frames is removed (cepstral-mean-style normalisation: the spectral level
+    # of speaker and channel goes, the dynamics within the utterance stay). "bins": each mel bin is
     # standardised with the mean and std of that bin over the training rows (fit() learns them, like a
     # scikit-learn StandardScaler in front of the network).
     input_norm: str = "none"
@@ -265,6 +267,8 @@ class SERClassifier:
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.train_config.input_norm == "utterance":
             return (x - x.mean(dim=-1, keepdim=True)) / (x.std(dim=-1, keepdim=True) + 1e-5)
+        if self.train_config.input_norm == "utterance_mean":
+            return x - x.mean(dim=-1, keepdim=True)
         if self.bin_stats is not None:
             mean, std = self.bin_stats
             return (x - mean.to(x.device)) / std.to(x.device)
