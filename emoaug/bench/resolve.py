@@ -10,7 +10,7 @@ import logging
 import math
 from collections.abc import Sequence
 
-from ..config import DEFAULT_PROTOCOLS, PROTOCOLS, RunConfig, get_profile, resolve_classifier
+from ..config import DEFAULT_PROTOCOLS, PROTOCOLS, ClassifierSettings, RunConfig, get_profile, resolve_classifier
 from ..errors import EmoaugError
 from ..limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
@@ -96,7 +96,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     )
 
 
-def with_speaker_norm(settings, speaker_norm: bool):
+def with_speaker_norm(settings: ClassifierSettings, speaker_norm: bool) -> ClassifierSettings:
     """With --speaker-norm, each speaker's statistics take the place of the classifier's per-utterance mean
     removal: both remove the spectral level, and removing it per utterance as well would also discard the
     utterance's level relative to its speaker, which speaker normalisation keeps (docs/CLASSIFIER_ABLATION.md)."""

@@ -5,9 +5,9 @@ with ``none`` of the same cells, MAD, FD, cost) and the classic reference (``ref
 only reads them: nothing is recomputed. Rows are comparable only when everything that fixes the real-only
 classifier's numbers is the same -- profile, front end, classifier settings, label set, split, folds, seeds,
 base seed, synthetic ratio, clip-length bounds and speaker normalisation -- so rows are grouped by those
-settings ("protocols"), and the page says which settings tell the groups apart. Within a group, one corpus copy (its manifest's content)
-and one generator config make one row; when several runs hold the same row (content-keyed cells make their
-numbers the same), the most recent is shown and the others are counted.
+settings ("protocols"), and the page says which settings tell the groups apart. Within a group, one corpus
+copy (its manifest's content) and one generator config make one row; when several runs hold the same row
+(content-keyed cells make their numbers the same), the most recent is shown and the others are counted.
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ def reference_note(config) -> str:
     feature_set = FEATURE_SETS.get(getattr(config, "reference", "compare"), FEATURE_SETS["compare"])
     per_speaker = "standardised per speaker, then " if getattr(config, "speaker_norm", False) else ""
     return (f"classic = the real-only reference: openSMILE {feature_set} functionals, {per_speaker}standardised on "
-            "the training speakers, RBF SVM trained on the same training speakers of each fold as the network, with C chosen on "
-            "the validation speakers (folds without any: by cross-validation grouped by training speaker); "
+            "the training speakers, RBF SVM trained on the same training speakers of each fold as the network, with "
+            "C chosen on the validation speakers (folds without any: by cross-validation grouped by training speaker); "
             "deterministic, so the same predictions for every seed; its ΔUA compares it with none's network on "
             "the same cells.")
 
