@@ -336,6 +336,27 @@ def _progress_bar(total: int, desc: str, enabled: bool):
 
 
 # ------------------------------------------------------------------------------------ normalisation
+#: a band (or range) narrower than this is treated as constant: scale 1, no blow-up
+CONSTANT_BELOW = 1e-8
+
+
+def bin_mean_std(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) std of each mel bin over every frame of every row of ``[S, M, T]`` arrays.
+
+    Two passes over the list, in float64: exact, and no concatenated copy of the arrays in memory."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    count = sum(a.shape[0] * a.shape[2] for a in arrays)
+    mean = sum(a.sum(axis=(0, 2)) for a in arrays) / count
+    var = sum(((a - mean[None, :, None]) ** 2).sum(axis=(0, 2)) for a in arrays) / count
+    return mean, np.sqrt(var)
+
+
+def safe_scale(std) -> np.ndarray:
+    """``std`` with values below :data:`CONSTANT_BELOW` replaced by 1 (constant bins are centred, not blown up)."""
+    std = np.asarray(std, dtype=np.float64)
+    return np.where(std < CONSTANT_BELOW, 1.0, std)
+
+
 class Normaliser:
     """Per-fold feature scaling whose statistics come only from the arrays given to :meth:`fit`.
 
@@ -344,7 +365,6 @@ class Normaliser:
     * ``none``: identity.
     """
 
-    _EPS = 1e-8  # a band (or range) narrower than this is treated as constant: scale 1, no blow-up
 
     def __init__(self, method: str = "zscore"):
         if method not in NORMALISATIONS:
@@ -380,21 +400,16 @@ class Normaliser:
 
     @staticmethod
     def _zscore_stats(arrays: list[np.ndarray]) -> dict[str, list[float]]:
-        # Two passes over the list (exact, no big concatenated copy of the fold in memory).
-        count = sum(a.shape[0] * a.shape[2] for a in arrays)
-        mean = sum(a.sum(axis=(0, 2)) for a in arrays) / count
-        var = sum(((a - mean[None, :, None]) ** 2).sum(axis=(0, 2)) for a in arrays) / count
-        return {"mean": mean.tolist(), "std": np.sqrt(var).tolist()}
+        mean, std = bin_mean_std(arrays)
+        return {"mean": mean.tolist(), "std": std.tolist()}
 
     def _scale_offset(self) -> tuple[np.ndarray, np.ndarray]:
         """(offset, scale) as [M, 1] arrays so that transform(x) = (x - offset) / scale."""
         if self.method == "zscore":
-            std = np.asarray(self.stats["std"])
-            std = np.where(std < self._EPS, 1.0, std)
-            return np.asarray(self.stats["mean"])[:, None], std[:, None]
+            return np.asarray(self.stats["mean"])[:, None], safe_scale(self.stats["std"])[:, None]
         if self.method == "minmax":
             low, high = self.stats["min"], self.stats["max"]
-            half_range = (high - low) / 2 if high - low >= self._EPS else 1.0
+            half_range = (high - low) / 2 if high - low >= CONSTANT_BELOW else 1.0
             return np.array([[(high + low) / 2]]), np.array([[half_range]])
         return np.zeros((1, 1)), np.ones((1, 1))
 

@@ -23,11 +23,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import EmoaugError
+from .features import bin_mean_std, safe_scale
 
 log = logging.getLogger("emoaug")
-
-#: a bin (or functional) whose std is below this is treated as constant for that speaker: scale 1
-_EPS = 1e-8
 
 SpeakerStats = dict[str, dict[str, np.ndarray]]  # speaker -> {"mean": [n_mels], "std": [n_mels]}
 
@@ -43,12 +41,8 @@ def mel_statistics(features: Mapping[str, np.ndarray], items: pd.DataFrame) -> S
     """Per speaker, the mean and std of each mel bin over every frame of every row of its utterances."""
     stats: SpeakerStats = {}
     for speaker, ids in speakers_of(items).items():
-        # two passes over the speaker's utterances: exact, and no concatenated copy of them in memory
-        rows = [np.asarray(features[i], dtype=np.float64) for i in ids]
-        count = sum(r.shape[0] * r.shape[2] for r in rows)
-        mean = sum(r.sum(axis=(0, 2)) for r in rows) / count
-        var = sum(((r - mean[None, :, None]) ** 2).sum(axis=(0, 2)) for r in rows) / count
-        stats[speaker] = {"mean": mean, "std": np.sqrt(var)}
+        mean, std = bin_mean_std([features[i] for i in ids])
+        stats[speaker] = {"mean": mean, "std": std}
     return stats
 
 
@@ -57,7 +51,7 @@ def standardise_mels(features: Mapping[str, np.ndarray], items: pd.DataFrame,
     """item_id -> its rows standardised per bin with its speaker's statistics (float32, as the front end)."""
     out = {}
     for speaker, ids in speakers_of(items).items():
-        mean, std = stats[speaker]["mean"][:, None], _safe(stats[speaker]["std"])[:, None]
+        mean, std = stats[speaker]["mean"][:, None], safe_scale(stats[speaker]["std"])[:, None]
         for item_id in ids:
             out[item_id] = ((np.asarray(features[item_id], dtype=np.float64) - mean) / std).astype(np.float32)
     return out
@@ -70,7 +64,7 @@ def reference_statistics(stats: SpeakerStats, speakers: Iterable[str]) -> dict[s
     if not chosen:
         raise ValueError("reference_statistics: no speakers")
     return {"mean": np.mean([s["mean"] for s in chosen], axis=0).tolist(),
-            "std": np.mean([_safe(s["std"]) for s in chosen], axis=0).tolist()}
+            "std": np.mean([safe_scale(s["std"]) for s in chosen], axis=0).tolist()}
 
 
 def standardise_vectors(vectors: Mapping[str, np.ndarray], items: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -81,7 +75,7 @@ def standardise_vectors(vectors: Mapping[str, np.ndarray], items: pd.DataFrame) 
         if not ids:
             continue
         block = np.stack([np.asarray(vectors[i], dtype=np.float64) for i in ids])
-        mean, std = block.mean(axis=0), _safe(block.std(axis=0))
+        mean, std = block.mean(axis=0), safe_scale(block.std(axis=0))
         out.update({i: ((block[k] - mean) / std).astype(np.float32) for k, i in enumerate(ids)})
     return out
 
@@ -94,8 +88,3 @@ def warn_small_speakers(items: pd.DataFrame) -> None:
     if alone:
         log.warning("--speaker-norm: %d of %d speakers have a single utterance; each is standardised over that "
                     "utterance alone (per-utterance normalisation)", alone, len(sizes))
-
-
-def _safe(std: np.ndarray) -> np.ndarray:
-    std = np.asarray(std, dtype=np.float64)
-    return np.where(std < _EPS, 1.0, std)
