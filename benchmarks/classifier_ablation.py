@@ -138,6 +138,7 @@ def run_cell(task: dict) -> dict:
     from emoaug.devices import resolve_device
     from emoaug.features import Normaliser, build_featureset
     from emoaug.metrics import classification_metrics
+    from emoaug.speaker_norm import mel_statistics, standardise_mels
     from emoaug.splits import make_splits
 
     scan, preset, features = _WORKER["data"]
@@ -153,14 +154,14 @@ def run_cell(task: dict) -> dict:
     config = TrainConfig(**{"epochs": settings.epochs, "batch_size": settings.batch_size, "lr": settings.lr,
                             "weight_decay": settings.weight_decay, "patience": settings.patience,
                             "seed": task["seed"], "device": task["device"], **train_over})
+    if speaker_norm:  # as --speaker-norm does it: before the preset's normalisation
+        features = standardise_mels(features, scan.items, mel_statistics(features, scan.items))
     normaliser = Normaliser(preset.normalisation).fit([features[i] for i in fold.train])
     by_id = scan.items.set_index("item_id", drop=False)
     sets = {part: build_featureset({i: features[i] for i in getattr(fold, part)}, by_id.loc[getattr(fold, part)],
                                    scan.labels, normaliser) for part in ("train", "val", "test")}
     if deltas:
         sets = {part: with_deltas(fs) for part, fs in sets.items()}
-    if speaker_norm:
-        sets = {part: by_speaker_standardised(fs) for part, fs in sets.items()}
     if snapshots > 1:
         config.epochs = config.epochs // snapshots
     start = time.perf_counter()
@@ -234,22 +235,6 @@ def register_experimental_architectures() -> None:
 
     training.BUILDERS.setdefault("cnn_blstm_stats", with_mel_stats)
     training.BUILDERS.setdefault("crnn2d", crnn2d)
-
-
-def by_speaker_standardised(fs):
-    """Each speaker's rows standardised per mel bin over that speaker's frames (transductive for test speakers)."""
-    import torch
-
-    from emoaug.featureset import FeatureSet
-
-    x = fs.x.clone()
-    speakers = np.asarray(fs.speakers)
-    for speaker in np.unique(speakers):
-        rows = torch.from_numpy(np.flatnonzero(speakers == speaker))
-        frames = x[rows].transpose(0, 1).reshape(x.shape[1], -1)
-        mean, std = frames.mean(dim=1)[:, None], frames.std(dim=1)[:, None] + 1e-5
-        x[rows] = (x[rows] - mean) / std
-    return FeatureSet(x, fs.y, fs.labels, fs.item_ids, fs.speakers)
 
 
 def with_deltas(fs):
