@@ -72,8 +72,10 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
     parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
     parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")
-    parser.add_argument("--split", default="kfold", choices=("kfold", "loso", "paper"),
-                        help="kfold (speaker-independent, default), loso, or paper (random 8:2, speaker-dependent)")
+    parser.add_argument("--split", default="kfold", choices=("kfold", "loso", "paper", "standard"),
+                        help="kfold (speaker-independent, default), loso, paper (random 8:2, speaker-dependent), or "
+                             "standard (the corpus's own protocol: leave-one-session-out for IEMOCAP and "
+                             "MSP-IMPROV, the release partitions for MSP-Podcast, else kfold)")
     parser.add_argument("--folds", type=int, default=None, help="number of folds for --split kfold")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds per fold (default: profile's)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")

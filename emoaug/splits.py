@@ -9,6 +9,23 @@ Protocols
 ``paper``  Kim & Lee's random 8:2 item split (stratified), validation = 10 % of the training items.
            Speaker-DEPENDENT: the same voices appear in train and test. It exists only to reproduce
            the paper's numbers and is flagged as such in every fold and in the audit.
+``standard`` each corpus's community protocol, read from the manifest (the audit's ``standard`` field says
+           which one applied):
+           - a non-empty ``session`` column (IEMOCAP Ses01..Ses05, MSP-IMPROV session1..6):
+             leave-one-session-out, one fold per session; every speaker of the test session is held out
+             with it (IEMOCAP's two speakers act the same dialogs). ``val_speakers`` whole speakers
+             (default 1) of the training sessions validate, picked as ``kfold`` picks them.
+           - else a ``split_set`` column (MSP-Podcast): one fold from the release's partitions: train =
+             ``Train``, validation = ``Development`` (``Validation`` in older copies), test = ``Test1``.
+             Items of other partitions (``Test2``, ``Test3``) are in no partition of the fold: they are
+             left out, not tested (the audit counts them under ``left_out``). Without a Development
+             partition, ``val_speakers`` whole speakers (default: a tenth of the training speakers, at
+             least 1) are carved out of Train. ``val_speakers=0`` means no validation subset: Development
+             is then left out too, so training stays the release's Train. The partitions are
+             speaker-independent by design, and each ``Unknown`` speaker is its segment's own; a known
+             speaker found in two of them anyway keeps only its Test1 items (with Test1) or its Train
+             items (Train and Development), the rest left out, so no speaker straddles the fold.
+           - otherwise: speaker-grouped stratified k-fold, exactly the folds of ``kfold``.
 
 All protocols are deterministic for a seed and independent of the manifest's row order.
 """
@@ -31,14 +48,18 @@ from . import storage
 
 from .errors import EmoaugError, LeakageError
 
-PROTOCOLS = ("kfold", "loso", "paper")
-SPEAKER_INDEPENDENT = ("kfold", "loso")
+PROTOCOLS = ("kfold", "loso", "paper", "standard")
+SPEAKER_INDEPENDENT = ("kfold", "loso", "standard")
 REQUIRED_COLUMNS = ("item_id", "speaker", "emotion", "text_id")
 SPLITS_FORMAT = "emoaug-splits/1"
 PAPER_WARNING = (
     "protocol 'paper' is a random item split: the same speakers appear in train and test, "
     "so its scores are speaker-dependent and not comparable with speaker-independent results"
 )
+# Manifest columns that ``standard`` reads, and the release partitions (lower case) of each role.
+SESSION_COLUMN = "session"
+PARTITION_COLUMN = "split_set"
+RELEASE_PARTITIONS = {"train": ("train",), "val": ("development", "validation"), "test": ("test1", "test")}
 # Above this many candidate speaker sets the validation picker samples instead of enumerating.
 _MAX_VAL_CANDIDATES = 256
 # Seeded speaker orders tried by the k-fold assigner; the best-stratified one wins.
@@ -95,7 +116,8 @@ def make_splits(
     ``val_speakers``: number of whole validation speakers per fold for ``kfold`` (default: about
     1/(n_folds-1) of the fold's training speakers, at least 1) and ``loso`` (default 1); 0 means no
     validation subset. ``val_fraction``: share of training items that validate under ``paper``.
-    ``n_folds`` is ignored by ``loso`` (one fold per speaker) and ``paper`` (one fold).
+    ``n_folds`` is ignored by ``loso`` (one fold per speaker) and ``paper`` (one fold), and by ``standard``
+    unless it falls back to k-fold (see the module docstring for what ``standard`` does with each corpus).
     """
     _check_protocol(protocol)
     manifest = _clean_manifest(items)
@@ -103,6 +125,8 @@ def make_splits(
         return _kfold(manifest, n_folds, seed, val_speakers)
     if protocol == "loso":
         return _loso(manifest, seed, val_speakers)
+    if protocol == "standard":
+        return _standard(manifest, n_folds, seed, val_speakers)
     return [_paper(manifest, seed, val_fraction)]
 
 
@@ -319,6 +343,119 @@ def _loso(manifest: pd.DataFrame, seed: int, val_speakers: int | None) -> list[F
     return folds
 
 
+# ----- standard ------------------------------------------------------------------------------------
+
+
+def standard_kind(items: pd.DataFrame) -> str:
+    """Which community protocol ``standard`` applies to ``items``: "sessions", "partitions" or "kfold"."""
+    for kind, column in (("sessions", SESSION_COLUMN), ("partitions", PARTITION_COLUMN)):
+        if column in items.columns and (_text_column(items, column) != "").any():
+            return kind
+    return "kfold"
+
+
+def _text_column(items: pd.DataFrame, column: str) -> pd.Series:
+    return items[column].fillna("").astype(str).str.strip()
+
+
+def _standard(manifest: pd.DataFrame, n_folds: int, seed: int, val_speakers: int | None) -> list[Fold]:
+    kind = standard_kind(manifest)
+    if kind == "sessions":
+        folds = _leave_one_session_out(manifest, seed, val_speakers)
+    elif kind == "partitions":
+        folds = [_release_partitions(manifest, seed, val_speakers)]
+    else:
+        folds = _kfold(manifest, n_folds, seed, val_speakers)
+    for fold in folds:
+        fold.protocol = "standard"
+    return folds
+
+
+def _leave_one_session_out(manifest: pd.DataFrame, seed: int, val_speakers: int | None) -> list[Fold]:
+    sessions = _text_column(manifest, SESSION_COLUMN)
+    if (sessions == "").any():
+        first = manifest.loc[sessions == "", "item_id"].iloc[0]
+        raise EmoaugError(f"--split standard: item {first!r} has no session while others have one")
+    per_speaker = sessions.groupby(manifest["speaker"]).nunique()
+    if (per_speaker > 1).any():
+        speaker = per_speaker[per_speaker > 1].index[0]
+        found = ", ".join(sorted(set(sessions[manifest["speaker"] == speaker])))
+        raise EmoaugError(f"--split standard: speaker {speaker!r} appears in several sessions ({found}); "
+                          "leave-one-session-out needs each speaker in one session")
+    names = sorted(sessions.unique())
+    if len(names) < 2:
+        raise EmoaugError(f"--split standard: leave-one-session-out needs at least 2 sessions, the manifest has "
+                          f"1 ({names[0]}); use --split kfold or loso")
+    n_val = 1 if val_speakers is None else val_speakers
+    speakers = manifest["speaker"].to_numpy()
+    folds = []
+    for index, session in enumerate(names):
+        is_test = (sessions == session).to_numpy()
+        train_speakers = sorted(set(speakers[~is_test]))
+        _check_val_count(n_val, len(train_speakers), "--split standard")
+        val = _pick_val_speakers(manifest[~is_test], train_speakers, n_val, np.random.default_rng([seed, index]))
+        is_val = np.isin(speakers, val)
+        folds.append(Fold(index=index, train=_ids(manifest, ~is_test & ~is_val), val=_ids(manifest, is_val),
+                          test=_ids(manifest, is_test), protocol="standard"))
+    return folds
+
+
+def _release_roles(manifest: pd.DataFrame) -> pd.Series:
+    """Each item's role under the release partitions: "train", "val", "test" or "" (left out)."""
+    partitions = _text_column(manifest, PARTITION_COLUMN).str.lower()
+    role = pd.Series("", index=manifest.index)
+    for name, values in RELEASE_PARTITIONS.items():
+        role[partitions.isin(values)] = name
+    return role
+
+
+def _release_partitions(manifest: pd.DataFrame, seed: int, val_speakers: int | None) -> Fold:
+    role = _release_roles(manifest)
+    found = ", ".join(sorted(set(_text_column(manifest, PARTITION_COLUMN)) - {""}))
+    for name, wanted in (("train", "Train"), ("test", "Test1")):
+        if not (role == name).any():
+            raise EmoaugError(f"--split standard: the release partitions have no {wanted} items (split_set "
+                              f"values: {found}); use --split kfold")
+    speaker = manifest["speaker"]
+    # A speaker in two partitions (not by design): Test1 keeps it, then Train; its other items are left out.
+    is_test = (role == "test").to_numpy()
+    is_train = ((role == "train") & ~speaker.isin(set(speaker[is_test]))).to_numpy()
+    is_val = ((role == "val") & ~speaker.isin(set(speaker[is_test]) | set(speaker[is_train]))).to_numpy()
+    if val_speakers is not None and (not isinstance(val_speakers, (int, np.integer)) or val_speakers < 0):
+        raise EmoaugError(f"val_speakers: need an integer >= 0, got {val_speakers!r}")
+    if val_speakers == 0:
+        is_val = np.zeros(len(manifest), dtype=bool)
+    elif not is_val.any():  # no Development partition: whole speakers of Train validate
+        train_speakers = sorted(set(speaker[is_train]))
+        n_val = max(1, round(len(train_speakers) / 10)) if val_speakers is None else val_speakers
+        _check_val_count(n_val, len(train_speakers), "--split standard")
+        val = _pick_val_speakers(manifest[is_train], train_speakers, n_val, np.random.default_rng(seed))
+        is_val = is_train & np.isin(speaker.to_numpy(), val)
+        is_train = is_train & ~is_val
+    return Fold(index=0, train=_ids(manifest, is_train), val=_ids(manifest, is_val), test=_ids(manifest, is_test),
+                protocol="standard")
+
+
+def describe_standard(items: pd.DataFrame, folds: Sequence[Fold]) -> str:
+    """What ``standard`` did with ``items``, in words (the audit's ``standard`` field)."""
+    kind = standard_kind(items)
+    if kind == "sessions":
+        return f"leave-one-session-out ({_text_column(items, SESSION_COLUMN).nunique()} sessions)"
+    if kind == "kfold":
+        return f"speaker-grouped k-fold ({len(folds)} folds)"
+    manifest = _clean_manifest(items)
+    role = dict(zip(manifest["item_id"], _release_roles(manifest)))
+    partition = dict(zip(manifest["item_id"], _text_column(manifest, PARTITION_COLUMN)))
+
+    def named(part: str) -> str:
+        return ", ".join(sorted({partition[i] for fold in folds for i in getattr(fold, part)})) or "none"
+
+    val_ids = [i for fold in folds for i in fold.val]
+    carved = val_ids and all(role[i] == "train" for i in val_ids)
+    val_text = f"whole speakers carved out of {named('val')} (no Development partition)" if carved else named("val")
+    return f"release partitions (train {named('train')}, validation {val_text}, test {named('test')})"
+
+
 # ----- paper ---------------------------------------------------------------------------------------
 
 
@@ -381,6 +518,12 @@ def audit_splits(items: pd.DataFrame, folds: Sequence[Fold], protocol: str) -> d
         "labels": labels,
         "folds": fold_reports,
     }
+    if protocol == "standard":
+        report["standard"] = describe_standard(items, folds)
+        if standard_kind(items) == "partitions":
+            in_folds = {i for fold in folds for part in _PARTITIONS for i in getattr(fold, part)}
+            left = manifest.loc[~manifest.index.isin(in_folds)]
+            report["left_out"] = dict(sorted(Counter(_text_column(left, PARTITION_COLUMN)).items()))
     if speaker_independent:
         report["test_coverage"] = _test_coverage(manifest.index, folds)
     else:

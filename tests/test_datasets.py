@@ -25,6 +25,7 @@ from tests.helpers import (
 from emoaug.datasets import available_corpora, corpus_module, load_corpus
 from emoaug.datasets.base import MANIFEST_COLUMNS
 from emoaug.datasets.folder import SpeakerWarning
+from emoaug.splits import audit_splits, make_splits
 from emoaug.errors import BadAudioError, EmoaugError
 
 SIX = ("neutral", "happy", "sad", "angry", "fear", "disgust")
@@ -36,7 +37,7 @@ def _reasons(scan) -> dict[str, str]:
 
 def _check_manifest(scan) -> None:
     items = scan.items
-    assert list(items.columns) == MANIFEST_COLUMNS
+    assert list(items.columns) == [*MANIFEST_COLUMNS, *getattr(corpus_module(scan.corpus), "EXTRA_COLUMNS", ())]
     assert isinstance(items.index, pd.RangeIndex) and items["item_id"].is_unique
     assert items["item_id"].tolist() == sorted(items["item_id"])
     assert items["item_id"].str.startswith(f"{scan.corpus}/").all()
@@ -232,6 +233,22 @@ def test_iemocap_excited_merges_into_happy_for_class_sets(tmp_path):
     ]  # fmt: skip
     row = scan.items.set_index("item_id").loc["iemocap/Ses01M_script01_1_F000"]
     assert (row.speaker, row.gender, row.text_id, row.emotion) == ("iemocap/Ses01F", "female", "script01_1", "neutral")
+    assert list(scan.items.columns)[-1] == "session"
+    assert scan.items.groupby("speaker")["session"].agg(set).to_dict() == {
+        "iemocap/Ses01F": {"Ses01"}, "iemocap/Ses01M": {"Ses01"}, "iemocap/Ses02F": {"Ses02"},
+        "iemocap/Ses02M": {"Ses02"}}
+
+
+def test_iemocap_standard_split_is_leave_one_session_out(tmp_path):
+    root = make_iemocap(tmp_path, sessions=(1, 2, 3), codes=("neu", "hap", "sad", "ang"))
+    items = load_corpus("iemocap", root, labels="4class").items
+    folds = make_splits(items, "standard", seed=0)
+    speaker = items.set_index("item_id")["speaker"]
+    assert [sorted(set(speaker[f.test])) for f in folds] == [
+        [f"iemocap/Ses0{n}F", f"iemocap/Ses0{n}M"] for n in (1, 2, 3)]  # both speakers of a session together
+    audit = audit_splits(items, folds, "standard")
+    assert audit["standard"] == "leave-one-session-out (3 sessions)"
+    assert audit["test_coverage"]["every_item_tested_once"]
 
 
 def test_iemocap_all_keeps_excited_and_drops_no_agreement(tmp_path):

@@ -13,6 +13,7 @@ from emoaug.cli import main
 from emoaug.datasets import available_corpora, corpus_module, load_corpus
 from emoaug.datasets.base import MANIFEST_COLUMNS
 from emoaug.errors import BadAudioError, EmoaugError
+from emoaug.splits import audit_splits, make_splits
 from tests.helpers import _stable_seed, emotion_signal, make_iemocap, write_clip, write_wav
 
 CONSENSUS = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral", "O": "other", "X": "neutral"}
@@ -65,7 +66,7 @@ def test_items_labels_speakers_and_scenarios(tmp_path):
     root = make_msp_improv(tmp_path / "MSP-IMPROV", sessions=(1, 2))
     scan = load_corpus("msp-improv", root, labels="4class")
     items = scan.items
-    assert list(items.columns) == [*MANIFEST_COLUMNS, "scenario"]
+    assert list(items.columns) == [*MANIFEST_COLUMNS, "scenario", "session"]
     assert items["item_id"].is_unique and items["item_id"].tolist() == sorted(items["item_id"])
     # 2 sessions x 2 actors x 4 clips with an A/H/S/N consensus; O is "other", X no agreement
     assert len(items) == 16 and scan.labels == ("neutral", "happy", "sad", "angry")
@@ -79,6 +80,10 @@ def test_items_labels_speakers_and_scenarios(tmp_path):
     assert (row.speaker, row.gender, row.emotion, row.raw_label, row.scenario, row.text_id) == (
         "msp-improv/M02", "male", "angry", "A", "T", "S01")
     assert row.path.endswith("Audio/session2/S01A/T/MSP-IMPROV-S01A-M02-T-FM01.wav")
+    # the session is the actor's number: both actors of a session share it
+    assert items.groupby("speaker")["session"].agg(set).to_dict() == {
+        "msp-improv/F01": {"session1"}, "msp-improv/F02": {"session2"}, "msp-improv/M01": {"session1"},
+        "msp-improv/M02": {"session2"}}
     read = items.set_index("item_id").loc["msp-improv/MSP-IMPROV-S01H-F01-R-FF01"]
     assert (read.emotion, read.scenario, read.text_id) == ("happy", "R", "S01")
     assert items.groupby("scenario")["text_id"].agg(lambda t: sorted(set(t))).to_dict() == {
@@ -148,6 +153,20 @@ def test_missing_label_file_is_named(tmp_path):
     with pytest.raises(EmoaugError, match=r"none of the 12 file\(s\).*no label file: neither Evalution.txt nor "
                                           r"Evaluation.txt is in"):
         load_corpus("msp-improv", root)
+
+
+def test_standard_split_is_leave_one_session_out(tmp_path):
+    root = make_msp_improv(tmp_path / "MSP-IMPROV", sessions=(1, 2, 3))
+    items = load_corpus("msp-improv", root, labels="4class").items
+    folds = make_splits(items, "standard", seed=0)
+    speaker = items.set_index("item_id")["speaker"]
+    assert [sorted(set(speaker[f.test])) for f in folds] == [
+        [f"msp-improv/F0{n}", f"msp-improv/M0{n}"] for n in (1, 2, 3)]  # both actors of a session together
+    for fold in folds:
+        assert len(set(speaker[fold.val])) == 1 and not set(speaker[fold.val]) & set(speaker[fold.train])
+    audit = audit_splits(items, folds, "standard")
+    assert audit["standard"] == "leave-one-session-out (3 sessions)"
+    assert audit["test_coverage"]["every_item_tested_once"]
 
 
 def test_registry_and_describe(tmp_path, capsys):

@@ -293,3 +293,127 @@ def test_too_few_training_speakers_for_validation():
     assert len(folds) == 2 and all(not f.val for f in folds)
     with pytest.raises(EmoaugError, match="--split loso"):
         make_splits(items, "loso")
+
+
+# ----- standard ------------------------------------------------------------------------------------
+
+
+def make_session_manifest(n_sessions: int = 4) -> pd.DataFrame:
+    """IEMOCAP-like: per session one female and one male speaker who say the same dialogs."""
+    rows = []
+    for session in range(1, n_sessions + 1):
+        for gender in ("F", "M"):
+            speaker = f"ie/Ses{session:02d}{gender}"
+            for k, emotion in enumerate(EMOTIONS[:4] * 2):
+                rows.append({"item_id": f"{speaker}_{k}", "speaker": speaker, "emotion": emotion,
+                             "gender": "female" if gender == "F" else "male", "text_id": f"dialog{k % 3}",
+                             "session": f"Ses{session:02d}"})
+    return pd.DataFrame(rows)
+
+
+def test_standard_with_sessions_holds_both_speakers_of_a_session_out_together():
+    items = make_session_manifest(4)
+    folds = make_splits(items, "standard", seed=0)
+    session_of = items.set_index("item_id")["session"]
+    assert len(folds) == 4
+    for fold, session in zip(folds, ("Ses01", "Ses02", "Ses03", "Ses04")):
+        assert fold.protocol == "standard" and fold.speaker_independent
+        assert set(session_of[fold.test]) == {session}
+        assert speakers_of(items, fold.test) == {f"ie/{session}F", f"ie/{session}M"}  # both speakers together
+        assert set(fold.test) == set(items.loc[items["session"] == session, "item_id"])
+        train, val = speakers_of(items, fold.train), speakers_of(items, fold.val)
+        assert len(val) == 1 and not (val & train)  # one whole validation speaker, from the training sessions
+        assert session not in set(session_of[fold.train]) | set(session_of[fold.val])
+        assert set(fold.train) | set(fold.val) | set(fold.test) == set(items["item_id"])
+    audit = audit_splits(items, folds, "standard")
+    assert audit["standard"] == "leave-one-session-out (4 sessions)"
+    assert audit["test_coverage"]["every_item_tested_once"] and audit["speaker_independent"]
+    # val_speakers is respected; the folds do not depend on the row order
+    assert all(len(speakers_of(items, f.val)) == 3 for f in make_splits(items, "standard", val_speakers=3))
+    assert all(f.val == [] for f in make_splits(items, "standard", val_speakers=0))
+    shuffled = make_splits(items.sample(frac=1.0, random_state=3), "standard", seed=0)
+    assert partition_signature(shuffled) == partition_signature(folds)
+    with pytest.raises(EmoaugError, match="--split standard: only 2 training speaker"):
+        make_splits(make_session_manifest(2), "standard", val_speakers=2)
+
+
+def test_standard_with_sessions_refuses_what_it_cannot_split():
+    items = make_session_manifest(3)
+    with pytest.raises(EmoaugError, match="at least 2 sessions.*1 \\(Ses01\\)"):
+        make_splits(items[items["session"] == "Ses01"], "standard")
+    moved = items.copy()
+    moved.loc[moved.index[0], "session"] = "Ses03"  # ie/Ses01F now speaks in two sessions
+    with pytest.raises(EmoaugError, match="speaker 'ie/Ses01F' appears in several sessions \\(Ses01, Ses03\\)"):
+        make_splits(moved, "standard")
+    blank = items.copy()
+    blank.loc[blank.index[0], "session"] = None
+    with pytest.raises(EmoaugError, match="has no session"):
+        make_splits(blank, "standard")
+
+
+def make_podcast_manifest(partitions=("Train", "Train", "Train", "Development", "Test1", "Test2")) -> pd.DataFrame:
+    """MSP-Podcast-like: one known speaker per entry of ``partitions`` (4 items), plus two segments of unknown
+    speakers (each its own speaker id) in Train and in Test1."""
+    rows = []
+    for s, partition in enumerate(partitions):
+        for k, emotion in enumerate(EMOTIONS[:4]):
+            rows.append({"item_id": f"mp/{s}_{k}", "speaker": f"mp/{s}", "emotion": emotion, "text_id": "",
+                         "gender": "female" if s % 2 else "male", "split_set": partition})
+    for partition in ("Train", "Test1"):
+        for k in range(2):
+            item = f"mp/unknown_{partition}_{k}"
+            rows.append({"item_id": item, "speaker": f"mp/unknown-{item}", "emotion": "sad", "text_id": "",
+                         "gender": "", "split_set": partition})
+    return pd.DataFrame(rows)
+
+
+def test_standard_with_release_partitions():
+    items = make_podcast_manifest()
+    (fold,) = make_splits(items, "standard", seed=0, val_speakers=2)  # a count does not change Development
+    partition = items.set_index("item_id")["split_set"]
+    assert fold.protocol == "standard" and fold.speaker_independent
+    assert sorted(partition[fold.train]) == ["Train"] * 14
+    assert sorted(partition[fold.val]) == ["Development"] * 4
+    assert sorted(partition[fold.test]) == ["Test1"] * 6
+    audit = audit_splits(items, [fold], "standard")  # unknown speakers in Train and Test1 are no leak
+    assert audit["standard"] == "release partitions (train Train, validation Development, test Test1)"
+    assert audit["left_out"] == {"Test2": 4}
+    assert audit["test_coverage"]["n_never_tested"] == len(items) - 6
+    # no validation subset: Development is left out too, so training stays the release's Train
+    (no_val,) = make_splits(items, "standard", val_speakers=0)
+    assert no_val.val == [] and no_val.train == fold.train and no_val.test == fold.test
+    assert audit_splits(items, [no_val], "standard")["left_out"] == {"Development": 4, "Test2": 4}
+
+
+def test_standard_release_partitions_without_development_and_with_a_straddling_speaker():
+    items = make_podcast_manifest(("Train",) * 10 + ("Test1",))
+    items.loc[items["item_id"] == "mp/0_0", "split_set"] = "Test1"  # mp/0 in Train and in Test1 (not by design)
+    (fold,) = make_splits(items, "standard", seed=0)
+    train, val, test = (speakers_of(items, ids) for ids in (fold.train, fold.val, fold.test))
+    assert "mp/0" in test and "mp/0" not in train | val
+    assert {"mp/0_1", "mp/0_2", "mp/0_3"}.isdisjoint(fold.train + fold.val)  # its Train items are left out
+    # no Development: a tenth of the 11 training speakers (1) validates, whole, carved out of Train
+    assert len(val) == 1 and not (val & train) and set(items.set_index("item_id").loc[fold.val, "split_set"]) == {
+        "Train"}
+    audit = audit_splits(items, [fold], "standard")
+    assert audit["standard"] == ("release partitions (train Train, validation whole speakers carved out of Train "
+                                 "(no Development partition), test Test1)")
+    assert audit["left_out"] == {"Train": 3}
+    (three,) = make_splits(items, "standard", seed=0, val_speakers=3)
+    assert len(speakers_of(items, three.val)) == 3
+    with pytest.raises(EmoaugError, match="no Test1 items \\(split_set values: Train\\)"):
+        make_splits(make_podcast_manifest(("Train", "Train")).query("split_set == 'Train'"), "standard")
+
+
+def test_standard_falls_back_to_kfold(manifest):
+    for seed in (0, 1):
+        standard = make_splits(manifest, "standard", n_folds=4, seed=seed)
+        assert partition_signature(standard) == partition_signature(make_splits(manifest, "kfold", n_folds=4,
+                                                                                seed=seed))
+        assert {f.protocol for f in standard} == {"standard"}
+    empty_sessions = manifest.assign(session="", split_set=None)  # columns without values: no protocol of its own
+    standard = make_splits(empty_sessions, "standard", n_folds=4, seed=0)
+    assert partition_signature(standard) == partition_signature(make_splits(manifest, "kfold", n_folds=4, seed=0))
+    audit = audit_splits(manifest, standard, "standard")
+    assert audit["standard"] == "speaker-grouped k-fold (4 folds)" and audit["test_coverage"]["every_item_tested_once"]
+    assert "left_out" not in audit and "standard" not in audit_splits(manifest, standard, "kfold")

