@@ -165,21 +165,30 @@ def command_run(args: argparse.Namespace) -> int:
     config = resolve_run_config(**run_options(args))
     from .reports.run_report import render_run
     from .bench.runner import default_run_dir, run_benchmark
+    from .bench.timings import RunTimings
 
     progress = sys.stderr.isatty() and not args.quiet
     run_dir = default_run_dir(config)
     check_run_dir(run_dir)
+    timings = RunTimings()
     try:
-        result = run_benchmark(config, progress=progress)
+        result = run_benchmark(config, progress=progress, timings=timings)
     except KeyboardInterrupt:
         log.error("interrupted: finished cells are kept in the cell store; run the same command again to resume")
         return 130
-    print(render_run(run_dir, result))
+    with timings.phase("rendering"):
+        rendered = render_run(run_dir, result)
+    print(rendered)
     print(f"results: {run_dir} (report: report.html)")
+    timings.write(run_dir)  # before tracking, so that the run folder holds it even if MLflow fails
     if not args.no_mlflow:
-        track(config, run_dir, result)
+        with timings.phase("tracking"):
+            run_id = track(config, run_dir, result)
+        timings.write(run_dir)
+        if run_id is not None:
+            track_timings(config, run_id, timings, run_dir)
+    print(timings.line())
     return 0
-
 
 def check_run_dir(run_dir: Path) -> None:
     """A re-run writes into the run folder the same command wrote before: like --out itself (checked with the
@@ -188,9 +197,9 @@ def check_run_dir(run_dir: Path) -> None:
         raise EmoaugError(f"--out: cannot write into the run folder {run_dir}")
 
 
-def track(config, run_dir: Path, result) -> None:
-    """Log to MLflow: a parent run for the benchmark run, a child per (generator, arm). A failure is one
-    warning line naming the store and the reason: the local results are complete already."""
+def track(config, run_dir: Path, result) -> str | None:
+    """Log to MLflow: a parent run for the benchmark run, a child per (generator, arm); returns the parent's id.
+    A failure is one warning line naming the store and the reason: the local results are complete already."""
     from .bench.tracking import default_tracking_uri, describe_failure, log_benchmark
 
     uri = config.tracking_uri or default_tracking_uri(config.out_dir)
@@ -198,8 +207,20 @@ def track(config, run_dir: Path, result) -> None:
         run_id = log_benchmark(tracking_uri=uri, out_dir=Path(config.out_dir), run_dir=run_dir, result=result)
     except Exception as err:  # tracking is a copy: its failure must not lose local results
         log.warning("MLflow logging failed: %s; results are kept in %s", describe_failure(err, uri), run_dir)
-        return
+        return None
     print(f"mlflow: run {run_id} at {uri}")
+    return run_id
+
+
+def track_timings(config, run_id: str, timings, run_dir: Path) -> None:
+    from .bench.timings import TIMINGS_FILE
+    from .bench.tracking import default_tracking_uri, describe_failure, log_timings
+
+    uri = config.tracking_uri or default_tracking_uri(config.out_dir)
+    try:
+        log_timings(tracking_uri=uri, run_id=run_id, metrics=timings.metrics(), timings_file=run_dir / TIMINGS_FILE)
+    except Exception as err:  # as above: the timings are in the run folder already
+        log.warning("MLflow logging of the timings failed: %s", describe_failure(err, uri))
 
 
 def run_folders(out: Path) -> list[Path]:

@@ -119,10 +119,28 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
     wavs = {a.path for a in client.list_artifacts(parent.info.run_id, "audio/specaugment")}
     assert wavs and all(path.endswith(".wav") for path in wavs)
 
-    # the same command again updates these runs instead of logging duplicates
+    # phase timings: one line at the end, timings.json in the run folder and on the parent run
+    assert printed.strip().splitlines()[-1].startswith("timings: scan ")
+    timings = json.loads((run_dir / "timings.json").read_text())
+    phases = timings["phases_s"]
+    assert list(phases) == [p for p in ("scan", "features", "functionals", "splits", "planning", "cells",
+                                        "reference", "results", "rendering", "tracking") if p in phases]
+    assert {"scan", "features", "functionals", "cells", "rendering", "tracking"} <= set(phases)
+    assert sum(phases.values()) <= timings["total_s"] + 1e-6 and phases["cells"] > 0
+    cells_record = timings["cells"]
+    assert cells_record["cells_computed"] == len(summary.drop_duplicates("generator")) * 2  # 2 folds x 1 seed
+    assert cells_record["reference_folds_computed"] == 2 and 0 < cells_record["compute_s"]
+    assert timings["peak_rss_mb"]["driver"] > 50
+    assert "timings.json" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert parent.data.metrics["time_cells_s"] == pytest.approx(phases["cells"], abs=1e-3)
+    assert parent.data.metrics["time_tracking_s"] == pytest.approx(phases["tracking"], abs=1e-3)
+
+    # the same command again updates these runs instead of logging duplicates, computing nothing
     assert main(smoke_args(emodb_root, out)) == 0
     again = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in runs)
+    timings = json.loads((run_dir / "timings.json").read_text())
+    assert "cells" not in timings["phases_s"] and timings["counts"]["reference_folds_stored"] == 2
 
 
 

@@ -26,6 +26,7 @@ from ..generators.base import Generator
 from ..splits import Fold
 from .arms import CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN, SYNTHETIC_ONLY
 from .plan import EXAMPLES_PER_EMOTION, CellSpec, FoldData, JudgeSpec, Workload, generator_config
+from .timings import peak_rss_mb
 
 log = logging.getLogger("emoaug")
 
@@ -40,6 +41,9 @@ class JudgeResult:
     state: dict  # SERClassifier.state_dict()
     seconds: float
     audit: list[dict]  # leakage checks of the normaliser and the judge
+    # where the time and memory went in the worker (not stored: the run's timings.json sums them)
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
 
 
 @dataclass
@@ -83,6 +87,7 @@ def make_classifier(workload: Workload, seed: int) -> SERClassifier:
 
 
 def run_judge(spec: JudgeSpec, workload: Workload) -> JudgeResult:
+    began = time.perf_counter()
     data = workload.fold_data(spec.fold, spec.seed)
     train_speakers, test_speakers = set(data.train.speakers), set(data.test.speakers)
     audit = [check_scope("normaliser", list(data.fold.train), train_speakers, data.fold, test_speakers),
@@ -90,7 +95,8 @@ def run_judge(spec: JudgeSpec, workload: Workload) -> JudgeResult:
                          test_speakers)]
     start = time.perf_counter()
     judge = make_classifier(workload, spec.seed).fit(data.train, data.val)
-    return JudgeResult(spec.key, judge.state_dict(), time.perf_counter() - start, audit)
+    return JudgeResult(spec.key, judge.state_dict(), time.perf_counter() - start, audit,
+                       wall_s=time.perf_counter() - began, peak_rss_mb=peak_rss_mb())
 
 
 def load_judge(state: dict, workload: Workload) -> SERClassifier:
@@ -100,6 +106,7 @@ def load_judge(state: dict, workload: Workload) -> SERClassifier:
 # ------------------------------------------------------------------------------------------------ cells
 def run_cell(spec: CellSpec, workload: Workload, judge: JudgeResult, checkpoint: dict | None = None) -> CellResult:
     """Every arm of one (fold, seed, generator); ``checkpoint`` restores trained generator weights."""
+    start = time.perf_counter()
     data = workload.fold_data(spec.fold, spec.seed)
     classifier = load_judge(judge.state, workload)
     if get_generator_class(spec.generator).produces_nothing:
@@ -110,6 +117,8 @@ def run_cell(spec: CellSpec, workload: Workload, judge: JudgeResult, checkpoint:
     result.predictions.insert(2, "seed", spec.seed)
     result.predictions.insert(3, "fold", spec.fold)
     result.meta["torch_threads"] = torch.get_num_threads()
+    # where the time and memory went in the worker (the run's timings.json sums these)
+    result.meta["worker"] = {"wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
     return result
 
 

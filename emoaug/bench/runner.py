@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ import pandas as pd
 from .. import metrics
 from .. import storage as io
 from ..config import RunConfig
-from ..classifiers.classic import extract_functionals, settings_for
+from ..classifiers.classic import ClassicSettings, extract_functionals, settings_for
 from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
 from ..errors import BadAudioError, EmoaugError
@@ -34,13 +34,17 @@ from .arms import MAIN
 from .cells import CellResult, JudgeResult
 from .executors import Jobs, make_executor
 from .parallelism import Parallelism
-from .plan import CellSpec, Plan, Workload, plan_run
-from .reference import reference_predictions
+from .plan import CellSpec, Plan, Workload, fold_content, plan_run
+from .reference import (ReferenceInputs, ReferenceResult, ReferenceSpec, plan_references, reference_inputs,
+                        reference_predictions)
 from .results import RunResult, assemble_results
 from .store import CellStore
+from .timings import CellActivity, RunTimings
 
 log = logging.getLogger("emoaug")
 
+#: what the classic reference chose per fold (model by the size rule, C and how it was chosen)
+REFERENCE_FOLDS = "reference_folds.json"
 #: the one copy of a cell's examples a run keeps (first fold, base seed): reports render audio from it
 EXAMPLES_DIR = "examples"
 
@@ -144,8 +148,10 @@ def functionals_of(scan: CorpusScan, config: RunConfig) -> tuple[CorpusScan, dic
     if settings is None:
         return scan, None
     failures: list[BadAudioError] = []
+    # spread over as many processes as the executor will run cells in (openSMILE is one thread per file)
+    jobs = config.jobs if config.executor in ("process", "ray") else 1
     functionals = extract_functionals(scan.items, settings.feature_set, cache_root=cache_root(config),
-                                      failures=failures)
+                                      failures=failures, jobs=jobs)
     return drop_failed_items(scan, failures, config), functionals
 
 
@@ -157,37 +163,46 @@ def by_speaker(items: pd.DataFrame, features: dict, functionals: dict | None) ->
     return standardised, None if functionals is None else standardise_vectors(functionals, items), stats
 
 
-def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False) -> tuple[Workload, CorpusScan]:
+def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
+                     timings: RunTimings | None = None) -> tuple[Workload, CorpusScan]:
     """Corpus, features and folds, with the run folder's input records written on the way. Every file
     that fails, at any stage, is skipped before the folds are made."""
-    scan, test_scan = read_corpus(config, config.corpus, config.data_root, progress), None
-    check_label_set_covered(scan, config)
-    if config.test_corpus:
-        scan, test_scan = load_test_corpus(config, scan, progress)
+    timings = timings or RunTimings()
+    with timings.phase("scan"):
+        scan, test_scan = read_corpus(config, config.corpus, config.data_root, progress), None
+        check_label_set_covered(scan, config)
+        if config.test_corpus:
+            scan, test_scan = load_test_corpus(config, scan, progress)
+    timings.counts["items"] = len(scan.items)
     preset = get_preset(config.preset)
-    scan, features = features_of(scan, config, preset, progress)
-    scan, functionals = functionals_of(scan, config)
-    check_label_set_covered(scan, config)
-    warn_skipped(scan)
-    speaker_stats = None
-    if config.speaker_norm:
-        features, functionals, speaker_stats = by_speaker(scan.items, features, functionals)
-    folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed,
-                        val_speakers=config.classifier.val_speakers if config.classifier else None)
-    audit = audit_splits(scan.items, folds, config.split)
-    if config.split not in SPEAKER_INDEPENDENT:
-        log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
-    warn_absent_emotions(scan.items, audit)
+    with timings.phase("features"):
+        scan, features = features_of(scan, config, preset, progress)
+    with timings.phase("functionals"):
+        scan, functionals = functionals_of(scan, config)
+    with timings.phase("splits"):
+        check_label_set_covered(scan, config)
+        warn_skipped(scan)
+        speaker_stats = None
+        if config.speaker_norm:
+            features, functionals, speaker_stats = by_speaker(scan.items, features, functionals)
+        folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed,
+                            val_speakers=config.classifier.val_speakers if config.classifier else None)
+        audit = audit_splits(scan.items, folds, config.split)
+        if config.split not in SPEAKER_INDEPENDENT:
+            log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
+        warn_absent_emotions(scan.items, audit)
     workload = Workload(config=config, preset=preset, labels=scan.labels, items=scan.items, folds=folds,
                         features=features, device=config.device, functionals=functionals,
                         speaker_stats=speaker_stats)
     if test_scan is not None:
-        test_scan, workload.cross_features = features_of(test_scan, config, preset, progress)
+        with timings.phase("features"):
+            test_scan, workload.cross_features = features_of(test_scan, config, preset, progress)
         warn_skipped(test_scan)
         if config.speaker_norm:  # the test corpus's speakers standardised with their own statistics
             workload.cross_features, _, _ = by_speaker(test_scan.items, workload.cross_features, None)
         workload.cross_items = test_scan.items
-    write_inputs(run_dir, workload, scan, test_scan, audit)
+    with timings.phase("splits"):
+        write_inputs(run_dir, workload, scan, test_scan, audit)
     return workload, scan
 
 
@@ -228,35 +243,73 @@ class Progress:
                  meta["seed"], meta["generator"], ua, time.perf_counter() - self.start)
 
 
-def run_benchmark(config: RunConfig, *, progress: bool = False) -> RunResult:
-    """Run (or resume, or assemble from stored cells) the benchmark of ``config``; returns its results."""
+def run_benchmark(config: RunConfig, *, progress: bool = False, timings: RunTimings | None = None) -> RunResult:
+    """Run (or resume, or assemble from stored cells) the benchmark of ``config``; returns its results.
+    ``timings`` receives the wall time of each phase (see :mod:`emoaug.bench.timings`)."""
+    timings = timings or RunTimings()
     run_dir = default_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     io.remove_stale_temporaries(run_dir)
     store = CellStore(store_root(config, run_dir))
     store.clean()
-    workload, scan = prepare_workload(config, run_dir, progress)
-    plan = plan_run(workload)
-    wanted = plan.all_cells
-    results = {} if config.fresh else {spec.key: found for spec in wanted
-                                       if (found := store.load_cell(spec.key)) is not None}
-    todo = [spec for spec in wanted if spec.key not in results]
+    workload, scan = prepare_workload(config, run_dir, progress, timings)
+    with timings.phase("planning"):
+        plan = plan_run(workload)
+        wanted = plan.all_cells
+        results = {} if config.fresh else {spec.key: found for spec in wanted
+                                           if (found := store.load_cell(spec.key)) is not None}
+        todo = [spec for spec in wanted if spec.key not in results]
+        references = plan_reference(workload, config, store)
     curve_text = f" + {len(plan.curve_cells)} synthetic-ratio curve cells" if plan.curve_cells else ""
     log.info("run directory %s: %d items, %d speakers, %d folds x %d seeds x %d generators = %d cells%s "
              "(%d stored, %d to compute) with %s", run_dir, len(scan.items), scan.n_speakers, len(workload.folds),
              config.n_seeds, len(config.generators), len(plan.cells), curve_text, len(results), len(todo),
              executor_text(config))
-    if todo:
-        compute(todo, plan, workload, store, results, config)
-    cells = [results[spec.key] for spec in plan.cells]
-    record_cells(run_dir, plan, results, store)
+    timings.counts.update(cells_stored=len(results), cells_to_compute=len(todo),
+                          reference_folds_stored=len(references.found), reference_folds_to_compute=len(references.todo))
+    if todo or references.todo:
+        with timings.phase("cells"):
+            compute(todo, plan, workload, store, results, config, timings.cells, references)
     reference = None
-    if workload.functionals is not None:
-        seeds = sorted({spec.seed for spec in plan.cells})
-        reference = reference_predictions(workload.folds, workload.items, workload.functionals, scan.labels,
-                                          settings_for(config.reference), seeds)
-    curve = [(spec.synthetic_ratio, results[spec.key]) for spec in plan.curve_cells]
-    return assemble_results(run_dir, config, cells, scan.labels, reference, curve)
+    (run_dir / REFERENCE_FOLDS).unlink(missing_ok=True)  # an earlier run into this folder may have had one
+    if references.specs:
+        with timings.phase("reference"):
+            seeds = sorted({spec.seed for spec in plan.cells})
+            folds = [references.found[spec.key] for spec in references.specs]
+            reference = reference_predictions(folds, references.settings, seeds)
+            io.write_json(run_dir / REFERENCE_FOLDS, {
+                "rule": references.settings.rule(), "settings": references.settings.to_dict(),
+                "folds": [{"fold": f.fold, "key": f.key, "computed_by_this_run": f.computed, **f.chosen}
+                          for f in folds]})
+    with timings.phase("results"):
+        cells = [results[spec.key] for spec in plan.cells]
+        record_cells(run_dir, plan, results, store)
+        curve = [(spec.synthetic_ratio, results[spec.key]) for spec in plan.curve_cells]
+        return assemble_results(run_dir, config, cells, scan.labels, reference, curve)
+
+
+@dataclass
+class ReferenceWork:
+    """The classic reference's folds: all of them, those stored and those to compute (beside the cells)."""
+
+    settings: ClassicSettings | None = None
+    specs: list[ReferenceSpec] = field(default_factory=list)
+    found: dict[str, ReferenceResult] = field(default_factory=dict)  # key -> result (stored, then computed)
+
+    @property
+    def todo(self) -> list[ReferenceSpec]:
+        return [spec for spec in self.specs if spec.key not in self.found]
+
+
+def plan_reference(workload: Workload, config: RunConfig, store: CellStore) -> ReferenceWork:
+    settings = settings_for(config.reference)
+    if workload.functionals is None or settings is None:
+        return ReferenceWork()
+    contents = {fold.index: fold_content(workload, fold) for fold in workload.folds}
+    specs = plan_references(workload.folds, contents, workload.labels, settings, config.speaker_norm)
+    found = {} if config.fresh else {spec.key: stored for spec in specs
+                                     if (stored := store.load_reference(spec.key)) is not None}
+    return ReferenceWork(settings, specs, found)
 
 
 def warn_absent_emotions(items: pd.DataFrame, audit: dict) -> None:
@@ -279,7 +332,8 @@ def executor_text(config: RunConfig) -> str:
 
 
 def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellStore, results: dict,
-            config: RunConfig) -> None:
+            config: RunConfig, activity: CellActivity | None = None,
+            references: ReferenceWork | None = None) -> None:
     needed = {spec.judge_key for spec in todo}
     known: dict[str, JudgeResult] = {}
     to_train = []
@@ -292,6 +346,9 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
         else:
             to_train.append(judge)
     meter = Progress(len(todo), workload.labels)
+    parallelism = Parallelism(config.executor, config.jobs, config.threads)
+    activity = activity or CellActivity()
+    activity.workers, activity.threads, activity.executor = parallelism.jobs, parallelism.threads, parallelism.executor
     specs = {spec.key: spec for spec in todo}
     trained_now: set[str] = set()  # checkpoints this run stored: --fresh reuses these (other synthetic ratios)
 
@@ -301,6 +358,8 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
             store.save_checkpoint(spec.checkpoint_key, result.checkpoint)
             trained_now.add(spec.checkpoint_key)
         result.checkpoint = None  # stored; no need to keep weights in memory
+        worker = result.meta.get("worker", {})
+        activity.finished("cell", worker.get("wall_s", 0.0), worker.get("peak_rss_mb"))
         store.save_cell(result)
         result.examples = None
         results[result.key] = result
@@ -311,9 +370,25 @@ def compute(todo: list[CellSpec], plan: Plan, workload: Workload, store: CellSto
             return None
         return store.load_checkpoint(spec.checkpoint_key)
 
+    def on_judge(result: JudgeResult) -> None:
+        activity.finished("judge", result.wall_s, result.peak_rss_mb)
+        store.save_judge(result)
+
+    references = references or ReferenceWork()
+    folds = {fold.index: fold for fold in workload.folds}
+
+    def inputs(spec: ReferenceSpec) -> ReferenceInputs:
+        return reference_inputs(spec, folds[spec.fold], workload.items, workload.functionals, workload.labels,
+                                references.settings)
+
+    def on_reference(result: ReferenceResult) -> None:
+        activity.finished("reference", result.wall_s, result.peak_rss_mb)
+        store.save_reference(result)
+        references.found[result.key] = result
+
     jobs = Jobs(workload=workload, judges=to_train, cells=todo, known_judges=known, checkpoint=checkpoint,
-                on_judge=store.save_judge, on_cell=on_cell)
-    parallelism = Parallelism(config.executor, config.jobs, config.threads)
+                on_judge=on_judge, on_cell=on_cell, references=references.todo, reference_inputs=inputs,
+                on_reference=on_reference)
     make_executor(parallelism, ray_address=config.ray_address, device=config.device).execute(jobs)
 
 

@@ -179,6 +179,22 @@ def _log_benchmark(tracking_uri: str, out_dir: Path, run_dir: Path, result) -> s
         return parent.info.run_id
 
 
+def log_timings(*, tracking_uri: str, run_id: str, metrics: Mapping[str, float], timings_file: Path) -> None:
+    """The run's phase timings on its parent run (``time_<phase>_s``, peaks) and ``timings.json`` as an
+    artifact: logged after the rest, since the tracking phase itself is one of them."""
+    _quiet_mlflow()
+    db = sqlite_store_path(tracking_uri)
+    with _mlflow_logging_silenced(), (sqlite_store(db) if db else contextlib.nullcontext()):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri)
+        stamp = int(time.time() * 1000)
+        from mlflow.entities import Metric
+
+        client.log_batch(run_id, metrics=[Metric(key, float(value), stamp, 0) for key, value in metrics.items()])
+        client.log_artifact(run_id, str(timings_file))
+
+
 def reference_metrics(reference) -> dict[str, float]:
     """The classic reference on the parent run: ``classic_ua``, ``classic_ua_fold_mean``, ... and
     ``classic_ua_diff_vs_none`` (classic minus none's network, paired by cell)."""
@@ -354,5 +370,5 @@ def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, r
 RUN_ARTIFACTS = ("report.html", "tables", "figures", "confusion", "audio", "config.json", "split.json",
                  "split_audit.json", "skipped.json", "leakage_audit.json", "cells.json", "summary.csv",
                  "fold_metrics.csv", "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv",
-                 "timings.csv", "reference.csv", "reference_summary.csv", "reference_predictions.csv",
-                 "ratio_curve.csv", "curve_fold_metrics.csv")
+                 "timings.csv", "reference.csv", "reference_folds.json", "reference_summary.csv",
+                 "reference_predictions.csv", "ratio_curve.csv", "curve_fold_metrics.csv")
