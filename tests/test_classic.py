@@ -41,6 +41,48 @@ def test_scaler_and_svm_see_training_rows_only_and_validation_picks_c():
     assert by_cv["chosen_by"] == "3-fold CV grouped by training speaker" and by_cv["c"] in classic.C_GRID
 
 
+def separable(n_per_class: int, seed: int, width: int = 30) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three emotions apart in a few of ``width`` dimensions, eight speakers (rows, labels, speakers)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(["angry", "sad", "happy"], n_per_class)
+    x = rng.normal(size=(len(labels), width))
+    x[:, :3] += 1.5 * (labels[:, None] == np.array(["angry", "sad", "happy"])[None, :])
+    return x, labels, np.resize([f"s{k}" for k in range(8)], len(labels))
+
+
+def test_above_the_size_rule_the_kernel_is_approximated_and_agrees_with_the_exact_svm():
+    labels = ("angry", "sad", "happy")
+    (train_x, train_y, groups), (test_x, test_y, _) = separable(200, 0), separable(100, 1)
+    exact = classic.ClassicSettings()
+    approximate = classic.ClassicSettings(exact_max_train_rows=100, nystroem_components=300)
+    assert exact.model_for(len(train_y)) == classic.RBF_EXACT
+    assert approximate.model_for(len(train_y)) == classic.RBF_NYSTROEM and "Nystroem" in approximate.rule()
+    results = {}
+    for name, settings in (("exact", exact), ("approximate", approximate)):
+        predicted, chosen = classic.fit_predict((train_x, train_y), (train_x[:0], train_y[:0]), test_x, labels,
+                                                settings, groups=groups)
+        assert chosen["model"] == settings.model_for(len(train_y))
+        assert chosen["chosen_by"] == "3-fold CV grouped by training speaker"
+        results[name] = classic._unweighted_recall(test_y, predicted, labels)
+        again, _ = classic.fit_predict((train_x, train_y), (train_x[:0], train_y[:0]), test_x, labels, settings,
+                                       groups=groups)
+        assert np.array_equal(predicted, again)  # deterministic: every seed of a fold gets the same predictions
+    assert results["exact"] > 0.7 and abs(results["exact"] - results["approximate"]) < 0.05, results
+
+
+def test_functionals_in_worker_processes_equal_those_in_the_driver(emodb_root, tmp_path, monkeypatch):
+    from emoaug.datasets import load_corpus
+
+    items = load_corpus("emodb", emodb_root).items.head(6)
+    serial = classic.extract_functionals(items, "eGeMAPSv02", cache_root=None)
+    monkeypatch.setattr(classic, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(classic, "CHUNK_FILES", 2)
+    parallel = classic.extract_functionals(items, "eGeMAPSv02", cache_root=tmp_path, jobs=2)
+    assert list(parallel) == list(serial) and all(np.array_equal(serial[i], parallel[i]) for i in serial)
+    cached = classic.FunctionalsCache(tmp_path, "eGeMAPSv02")
+    assert all(cached.get(sha1) is not None for sha1 in items["sha1"])
+
+
 def test_functionals_are_cached_per_content(emodb_root, tmp_path, monkeypatch):
     from emoaug.datasets import load_corpus
 
@@ -85,9 +127,38 @@ def test_every_run_has_the_reference_row_in_its_tables(emodb_root, tmp_path, cap
     row = generators[generators["generator"] == "classic (reference, real only)"].iloc[0]
     assert row["UA %"].startswith(f"{100 * summary.loc['ua', 'pooled']:.1f}")
 
+    folds = json.loads((run_dir / "reference_folds.json").read_text())
+    assert [f["model"] for f in folds["folds"]] == [classic.RBF_EXACT] * 2 and "Nystroem" in folds["rule"]
+    assert all(f["computed_by_this_run"] for f in folds["folds"])
+
     capsys.readouterr()
     assert main(["report", "--out", str(tmp_path / "runs")]) == 0  # re-rendered from the folder alone
     assert "classic (reference, real only)" in capsys.readouterr().out
+
+
+def test_the_reference_is_stored_per_fold_and_reused(emodb_root, tmp_path, monkeypatch, caplog):
+    assert run(emodb_root, tmp_path, "--gen", "none", "--seeds", "1")[0] == 0
+    run_dir = next((tmp_path / "runs").iterdir())
+    first = pd.read_csv(run_dir / "reference_predictions.csv")
+    stored = sorted((tmp_path / "store" / "references").rglob("*.json"))
+    assert len(stored) == 2
+
+    import emoaug.bench.reference as reference
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the reference was fit again although every fold is stored")
+
+    monkeypatch.setattr(reference, "fit_predict", no_fit)
+    assert run(emodb_root, tmp_path, "--gen", "none", "--seeds", "1")[0] == 0
+    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir / "reference_predictions.csv"))
+    folds = json.loads((run_dir / "reference_folds.json").read_text())["folds"]
+    assert not any(f["computed_by_this_run"] for f in folds)
+
+    monkeypatch.undo()
+    stored[0].write_text("{not json")  # damaged on disk: recomputed with a warning, not trusted
+    assert run(emodb_root, tmp_path, "--gen", "none", "--seeds", "1")[0] == 0
+    assert "stored reference" in caplog.text and "recomputing" in caplog.text
+    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir / "reference_predictions.csv"))
 
 
 def test_reference_off_leaves_it_out(emodb_root, tmp_path, capsys):

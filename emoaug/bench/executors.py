@@ -15,12 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import EmoaugError
 from .cells import CellResult, JudgeResult, run_cell, run_judge
 from .parallelism import Parallelism
 from .plan import CellSpec, JudgeSpec, Workload
+from .reference import ReferenceInputs, ReferenceResult, ReferenceSpec, run_reference
 
 log = logging.getLogger("emoaug")
 
@@ -35,6 +36,10 @@ class Jobs:
     checkpoint: Callable[[CellSpec], dict | None]
     on_judge: Callable[[JudgeResult], None]
     on_cell: Callable[[CellResult], None]
+    # folds of the classic reference row to compute beside the cells (each an independent task)
+    references: list[ReferenceSpec] = field(default_factory=list)
+    reference_inputs: Callable[[ReferenceSpec], ReferenceInputs] | None = None
+    on_reference: Callable[[ReferenceResult], None] | None = None
 
     def cells_by_judge(self, cells: list[CellSpec]) -> dict[str, list[CellSpec]]:
         grouped: dict[str, list[CellSpec]] = {}
@@ -82,6 +87,8 @@ class LocalExecutor:
                 judges[cell.judge_key] = run_judge(specs.pop(cell.judge_key), jobs.workload)
                 jobs.on_judge(judges[cell.judge_key])
             jobs.on_cell(run_cell(cell, jobs.workload, judges[cell.judge_key], jobs.checkpoint(cell)))
+        for spec in jobs.references:  # after the cells, so that an error here loses no cell
+            jobs.on_reference(run_reference(jobs.reference_inputs(spec), self.threads))
 
 
 # ------------------------------------------------------------------------------------------------ process
@@ -115,6 +122,10 @@ def _worker_cell(spec: CellSpec, judge: JudgeResult, checkpoint: dict | None) ->
     return run_cell(spec, _WORKLOAD, judge, checkpoint)
 
 
+def _worker_reference(inputs: ReferenceInputs, threads: int) -> ReferenceResult:
+    return run_reference(inputs, threads)
+
+
 class ProcessExecutor:
     """A local pool of ``jobs`` worker processes (spawned: torch and fork do not mix), each holding the
     workload once; judges first, each judge's cells as soon as it is done."""
@@ -143,6 +154,8 @@ class ProcessExecutor:
             for key in list(waiting):
                 if key in judges:
                     submit_cells(waiting.pop(key))
+            for spec in jobs.references:  # queued behind the judges, beside the cells
+                running[pool.submit(_worker_reference, jobs.reference_inputs(spec), self.threads)] = "reference"
             try:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -153,6 +166,8 @@ class ProcessExecutor:
                             judges[result.key] = result
                             jobs.on_judge(result)
                             submit_cells(waiting.pop(result.key, []))
+                        elif kind == "reference":
+                            jobs.on_reference(result)
                         else:
                             jobs.on_cell(result)
                             submit_cells(after_cell.pop(result.key, []))
@@ -172,6 +187,10 @@ def _ray_cell(workload: Workload, spec: CellSpec, judge: JudgeResult, checkpoint
               threads: int) -> CellResult:
     set_threads(threads)
     return run_cell(spec, workload, judge, checkpoint)
+
+
+def _ray_reference(inputs: ReferenceInputs, threads: int) -> ReferenceResult:
+    return run_reference(inputs, threads)
 
 
 def import_ray():
@@ -221,6 +240,9 @@ class RayExecutor:
             ref = judge_task.remote(workload, spec, self.threads)
             judge_refs[spec.key] = ref
             pending[ref] = "judge"
+        reference_task = ray.remote(num_cpus=self.threads)(_ray_reference)
+        for spec in jobs.references:
+            pending[reference_task.remote(jobs.reference_inputs(spec), self.threads)] = "reference"
         first, after_cell = jobs.first_and_waiting()
 
         def submit(specs: list[CellSpec]) -> None:
@@ -241,6 +263,8 @@ class RayExecutor:
                         raise (err.cause if isinstance(err.cause, Exception) else err) from None
                     if kind == "judge":
                         jobs.on_judge(result)
+                    elif kind == "reference":
+                        jobs.on_reference(result)
                     else:
                         jobs.on_cell(result)
                         submit(after_cell.pop(result.key, []))

@@ -6,6 +6,7 @@ Layout::
     cells/<key[:2]>/<key>/   predictions.csv, quality.csv, examples.pt, meta.json
     judges/<key[:2]>/<key>.pt
     checkpoints/<key[:2]>/<key>.pt
+    references/<key[:2]>/<key>.json   one fold of the classic reference row
 
 A cell folder is written under a temporary name and renamed into place once complete, so a cell
 either exists whole or not at all; only the driver process writes. A damaged entry (truncated by a
@@ -23,6 +24,7 @@ import pandas as pd
 
 from .. import storage
 from .cells import CellResult, JudgeResult
+from .reference import ReferenceResult
 
 log = logging.getLogger("emoaug")
 
@@ -42,6 +44,9 @@ class CellStore:
 
     def checkpoint_path(self, key: str) -> Path:
         return self.root / "checkpoints" / key[:2] / f"{key}.pt"
+
+    def reference_path(self, key: str) -> Path:
+        return self.root / "references" / key[:2] / f"{key}.json"
 
     def clean(self) -> int:
         """Remove partial files and folders that killed writers left behind."""
@@ -110,6 +115,26 @@ class CellStore:
 
     def save_checkpoint(self, key: str, state: dict) -> None:
         storage.write_torch(self.checkpoint_path(key), state)
+
+    # ------------------------------------------------------------------ the classic reference, per fold
+    def load_reference(self, key: str) -> ReferenceResult | None:
+        path = self.reference_path(key)
+        if not path.is_file():
+            return None
+        try:
+            result = ReferenceResult.from_dict(storage.read_json(path))
+        except (OSError, ValueError, KeyError, TypeError) as err:  # damaged: recompute rather than trust it
+            log.warning("stored reference %s is unreadable (%s); recomputing it", path, err)
+            path.unlink(missing_ok=True)
+            return None
+        if result.key != key:
+            log.warning("stored reference %s holds another key; recomputing it", path)
+            path.unlink(missing_ok=True)
+            return None
+        return result
+
+    def save_reference(self, result: ReferenceResult) -> None:
+        storage.write_json(self.reference_path(result.key), result.to_dict())
 
     def _load_torch(self, path: Path) -> dict | None:
         if not path.is_file():

@@ -14,6 +14,9 @@ SPLIT_DESCRIPTIONS = {
     "kfold": "speaker-independent grouped stratified {n_folds}-fold (no speaker in both train and test)",
     "loso": "speaker-independent leave-one-speaker-out",
     "paper": "SPEAKER-DEPENDENT random 8:2 split as in the paper (test speakers also seen in training)",
+    "standard": "the corpus's standard speaker-independent protocol (leave-one-session-out where it has sessions, "
+                "its release partitions where it has them, else grouped stratified {n_folds}-fold; split_audit.json "
+                "says which)",
 }
 
 
@@ -70,12 +73,13 @@ REFERENCE_LABEL = "classic (reference, real only)"
 
 def reference_note(config) -> str:
     """What the classic row is, for the notes of every table that shows it (``config``: the run's RunConfig)."""
-    from ..classifiers.classic import FEATURE_SETS
+    from ..classifiers.classic import FEATURE_SETS, ClassicSettings
 
     feature_set = FEATURE_SETS.get(getattr(config, "reference", "compare"), FEATURE_SETS["compare"])
     per_speaker = "standardised per speaker, then " if getattr(config, "speaker_norm", False) else ""
     return (f"classic = the real-only reference: openSMILE {feature_set} functionals, {per_speaker}standardised on "
-            "the training speakers, RBF SVM trained on the same training speakers of each fold as the network, with "
+            f"the training speakers, RBF SVM ({ClassicSettings().rule()}; reference_folds.json says which per "
+            "fold) trained on the same training speakers of each fold as the network, with "
             "C chosen on the validation speakers (folds without any: by cross-validation grouped by training speaker); "
             "deterministic, so the same predictions for every seed; its ΔUA compares it with none's network on "
             "the same cells.")
