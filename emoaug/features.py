@@ -212,10 +212,55 @@ class FeatureCache:
             storage.write_text(info, text)
 
 
+class CachedFeatures(Mapping[str, np.ndarray]):
+    """item_id -> features read from the feature cache when asked, memory-mapped: a run's features at any corpus
+    size without holding them. It pickles as its index (item_id -> cache file), so a worker receives a few
+    bytes per item and reads only the rows its fold uses; pages it has read belong to the operating system's
+    file cache, shared by every process on the machine, not to one process."""
+
+    def __init__(self, paths: Mapping[str, str]):
+        self.paths = dict(paths)
+
+    def __getitem__(self, item_id: str) -> np.ndarray:
+        path = self.paths[item_id]
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:  # removed or damaged after this run checked it
+            raise EmoaugError(f"feature cache: {path} (item {item_id}) can no longer be read ({err}); "
+                              "run the command again to recompute it") from None
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self.paths
+
+
+class ArraysOf(Sequence[np.ndarray]):
+    """The arrays of ``ids`` in ``features``, fetched one at a time as they are iterated (a list of memory maps
+    would hold one mapping per item: the kernel allows about 65,000 per process)."""
+
+    def __init__(self, features: Mapping[str, np.ndarray], ids: Iterable[str]):
+        self.features, self.ids = features, list(ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.features[self.ids[index]]
+
+    def __iter__(self):
+        return (self.features[item_id] for item_id in self.ids)
+
+
 # ------------------------------------------------------------------------------------ extraction
 def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCache | None = None,
                      device: str | torch.device = "cpu", batch_size: int = 32, progress: bool = False,
-                     failures: list[BadAudioError] | None = None) -> dict[str, np.ndarray]:
+                     failures: list[BadAudioError] | None = None,
+                     lazy: bool = False) -> dict[str, np.ndarray] | CachedFeatures:
     """item_id -> float32 [S, n_mels, frames] dB for every row of ``items`` (item_id, path, sha1).
 
     Cache hits never touch the audio. Misses are decoded with ``emoaug.audio.load_mono``, cut with
@@ -223,7 +268,13 @@ def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCa
     Files with the same sha1 are decoded once. A file that cannot be used (it decodes to silence at
     the preset's rate, or to non-finite features) raises :class:`BadAudioError`; with a ``failures``
     list the error is appended there instead and the file's items are left out of the result.
+
+    ``lazy`` (with a cache): return a :class:`CachedFeatures` that reads each item from the cache when asked,
+    so that memory does not grow with the corpus (a checked cache hit is not kept; a computed array is written
+    and dropped).
     """
+    if lazy and cache is None:
+        raise ValueError("extract_features: lazy needs a cache")
     _check_items(items, need_sha1=cache is not None)
     if batch_size < 1:
         raise ValueError(f"extract_features: batch_size must be >= 1, got {batch_size}")
@@ -240,8 +291,9 @@ def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCa
                 misses.append(key)
                 continue
             for item_id in ids:
-                results[item_id] = cached
+                results[item_id] = str(cache.path_for(sha1)) if lazy else cached
             bar.update(len(ids))
+            del cached
         for key, array in _compute(misses, groups, preset, device, batch_size):
             path, sha1, ids = groups[key]
             if not isinstance(array, BadAudioError) and not np.isfinite(array).all():
@@ -253,11 +305,12 @@ def extract_features(items: pd.DataFrame, preset: MelPreset, *, cache: FeatureCa
                 bar.update(len(ids))
                 continue
             if cache is not None:
-                cache.put(sha1, array)
+                written = cache.put(sha1, array)
             for item_id in ids:
-                results[item_id] = array
+                results[item_id] = str(written) if lazy else array
             bar.update(len(ids))
-    return {str(item_id): results[str(item_id)] for item_id in items["item_id"] if str(item_id) in results}
+    ordered = {str(item_id): results[str(item_id)] for item_id in items["item_id"] if str(item_id) in results}
+    return CachedFeatures(ordered) if lazy else ordered
 
 
 def _check_items(items: pd.DataFrame, *, need_sha1: bool) -> None:
@@ -340,15 +393,22 @@ def _progress_bar(total: int, desc: str, enabled: bool):
 CONSTANT_BELOW = 1e-8
 
 
-def bin_mean_std(arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def bin_mean_std(arrays: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (population) std of each mel bin over every frame of every row of ``[S, M, T]`` arrays.
 
-    Two passes over the list, in float64: exact, and no concatenated copy of the arrays in memory."""
-    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    count = sum(a.shape[0] * a.shape[2] for a in arrays)
-    mean = sum(a.sum(axis=(0, 2)) for a in arrays) / count
-    var = sum(((a - mean[None, :, None]) ** 2).sum(axis=(0, 2)) for a in arrays) / count
-    return mean, np.sqrt(var)
+    Two passes over ``arrays`` (a sequence: it is iterated twice), one array at a time in float64: exact, and
+    no more than one array converted in memory at once (the arrays may be read from disk as they come)."""
+    count, total = 0, None
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float64)
+        count += a.shape[0] * a.shape[2]
+        total = a.sum(axis=(0, 2)) if total is None else total + a.sum(axis=(0, 2))
+    mean = total / count
+    squares = None
+    for a in arrays:
+        part = ((np.asarray(a, dtype=np.float64) - mean[None, :, None]) ** 2).sum(axis=(0, 2))
+        squares = part if squares is None else squares + part
+    return mean, np.sqrt(squares / count)
 
 
 def safe_scale(std) -> np.ndarray:
@@ -382,24 +442,31 @@ class Normaliser:
         return self.shape is not None
 
     def fit(self, arrays: Sequence[np.ndarray]) -> Normaliser:
-        arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-        if not arrays:
+        """Statistics of ``arrays`` (a sequence of ``[S, M, T]``, read one at a time: it may be lazy)."""
+        if not len(arrays):
             raise ValueError("Normaliser.fit: no training arrays")
-        shapes = {a.shape[-2:] for a in arrays}
-        if len(shapes) != 1 or any(a.ndim != 3 for a in arrays):
+        shapes, n_rows, low, high = set(), 0, np.inf, -np.inf
+        for a in arrays:
+            if a.ndim != 3:
+                raise ValueError(f"Normaliser.fit: expected [S, M, T] arrays, got shape {a.shape}")
+            shapes.add(tuple(int(d) for d in a.shape[-2:]))
+            n_rows += int(a.shape[0])
+            if self.method == "minmax":
+                low, high = min(low, float(np.min(a))), max(high, float(np.max(a)))
+        if len(shapes) != 1:
             raise ValueError(f"Normaliser.fit: expected [S, M, T] arrays of one (M, T), got {sorted(shapes)}")
-        self.shape = tuple(int(d) for d in shapes.pop())
-        self.n_rows = int(sum(a.shape[0] for a in arrays))
+        self.shape = shapes.pop()
+        self.n_rows = n_rows
         if self.method == "zscore":
             self.stats = self._zscore_stats(arrays)
         elif self.method == "minmax":
-            self.stats = {"min": float(min(a.min() for a in arrays)), "max": float(max(a.max() for a in arrays))}
+            self.stats = {"min": low, "max": high}
         else:
             self.stats = {}
         return self
 
     @staticmethod
-    def _zscore_stats(arrays: list[np.ndarray]) -> dict[str, list[float]]:
+    def _zscore_stats(arrays: Sequence[np.ndarray]) -> dict[str, list[float]]:
         mean, std = bin_mean_std(arrays)
         return {"mean": mean.tolist(), "std": std.tolist()}
 
@@ -469,24 +536,28 @@ def build_featureset(features: Mapping[str, np.ndarray], items: pd.DataFrame, la
     if len(items) == 0:
         return _empty_featureset(features, labels, normaliser)
     has_speaker = "speaker" in items.columns
-    arrays, y, item_ids, speakers = [], [], [], []
-    for row in items.itertuples(index=False):
-        item_id = str(row.item_id)
-        if item_id not in features:
-            raise ValueError(f"build_featureset: no features for item {item_id!r}")
-        array = features[item_id]
-        n_rows = array.shape[0]
-        arrays.append(array)
-        y += [labels.index(row.emotion)] * n_rows
-        item_ids += [item_id] * n_rows
-        if has_speaker:
-            speakers += [str(row.speaker)] * n_rows
-    shapes = {a.shape[1:] for a in arrays}
-    if len(shapes) != 1:
-        raise ValueError(f"build_featureset: items have different (n_mels, n_frames): {sorted(shapes)}")
-    x = normaliser.transform(np.concatenate(arrays).astype(np.float32))
-    return FeatureSet(x=torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
-                      y=torch.tensor(y, dtype=torch.int64), labels=labels, item_ids=item_ids, speakers=speakers)
+    ids = [str(item_id) for item_id in items["item_id"]]
+    missing = next((item_id for item_id in ids if item_id not in features), None)
+    if missing is not None:
+        raise ValueError(f"build_featureset: no features for item {missing!r}")
+    shapes = [features[item_id].shape for item_id in ids]  # a lazy mapping reads headers only
+    frames = {shape[1:] for shape in shapes}
+    if len(frames) != 1:
+        raise ValueError(f"build_featureset: items have different (n_mels, n_frames): {sorted(frames)}")
+    n_rows = [shape[0] for shape in shapes]
+    # one preallocated array filled item by item: memory holds the set once, not the set plus its parts
+    x = np.empty((sum(n_rows), *frames.pop()), dtype=np.float32)
+    start = 0
+    for item_id, rows in zip(ids, n_rows):
+        x[start:start + rows] = normaliser.transform(np.asarray(features[item_id], dtype=np.float32))
+        start += rows
+    emotions = [labels.index(emotion) for emotion in items["emotion"]]
+    y = np.repeat(emotions, n_rows)
+    item_ids = [item_id for item_id, rows in zip(ids, n_rows) for _ in range(rows)]
+    speakers = ([str(speaker) for speaker, rows in zip(items["speaker"], n_rows) for _ in range(rows)]
+                if has_speaker else [])
+    return FeatureSet(x=torch.from_numpy(x), y=torch.as_tensor(y, dtype=torch.int64), labels=labels,
+                      item_ids=item_ids, speakers=speakers)
 
 
 def _empty_featureset(features: Mapping[str, np.ndarray], labels: tuple[str, ...],

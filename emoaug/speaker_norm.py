@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import EmoaugError
-from .features import bin_mean_std, safe_scale
+from .features import ArraysOf, bin_mean_std, safe_scale
 
 log = logging.getLogger("emoaug")
 
@@ -41,7 +41,7 @@ def mel_statistics(features: Mapping[str, np.ndarray], items: pd.DataFrame) -> S
     """Per speaker, the mean and std of each mel bin over every frame of every row of its utterances."""
     stats: SpeakerStats = {}
     for speaker, ids in speakers_of(items).items():
-        mean, std = bin_mean_std([features[i] for i in ids])
+        mean, std = bin_mean_std(ArraysOf(features, ids))
         stats[speaker] = {"mean": mean, "std": std}
     return stats
 

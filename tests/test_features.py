@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -342,6 +343,35 @@ def test_extract_features_checks_its_inputs(tmp_path, corpus):
 
 
 # ------------------------------------------------------------------------------------ feature sets
+def test_lazy_features_read_from_the_cache_equal_the_eager_ones_and_pickle_as_an_index(tmp_path, corpus):
+    import pickle
+
+    from emoaug.features import ArraysOf, CachedFeatures
+
+    preset = short_preset("malik2023", clip_seconds=0.8, n_frames=64)
+    cache = FeatureCache(tmp_path / "cache", preset)
+    eager = extract_features(corpus, preset, cache=cache)
+    for attempt in ("computed", "cached"):  # misses written then referenced, and hits referenced
+        if attempt == "computed":
+            shutil.rmtree(tmp_path / "cache")
+        lazy = extract_features(corpus, preset, cache=FeatureCache(tmp_path / "cache", preset), lazy=True)
+        assert isinstance(lazy, CachedFeatures) and list(lazy) == list(eager)
+        for item_id, array in eager.items():
+            np.testing.assert_array_equal(np.asarray(lazy[item_id]), array)
+        assert len(pickle.dumps(lazy)) < 2000  # file names, not arrays
+    normaliser = Normaliser("zscore").fit(ArraysOf(lazy, ["c/u0", "c/u2"]))
+    expected = Normaliser("zscore").fit([eager["c/u0"], eager["c/u2"]])
+    assert normaliser.to_dict() == expected.to_dict()
+    from_lazy, from_eager = build_featureset(lazy, corpus, ("angry", "sad"), normaliser), build_featureset(
+        eager, corpus, ("angry", "sad"), expected)
+    assert torch.equal(from_lazy.x, from_eager.x) and from_lazy.item_ids == from_eager.item_ids
+    Path(lazy.paths["c/u1"]).unlink()  # removed behind the run's back: one line naming the file
+    with pytest.raises(EmoaugError, match="item c/u1. can no longer be read"):
+        lazy["c/u1"]
+    with pytest.raises(ValueError, match="lazy needs a cache"):
+        extract_features(corpus, preset, lazy=True)
+
+
 def test_build_featureset_one_row_per_segment():
     rng = np.random.default_rng(2)
     feats = {"a": rng.normal(size=(2, 4, 7)).astype(np.float32), "b": rng.normal(size=(1, 4, 7)).astype(np.float32),

@@ -7,7 +7,8 @@ the synthetic ratio and the cross-corpus test set -- and nothing about where it 
 mean equal inputs, so a stored result is reused exactly when it is valid, whichever run made it.
 
 The :class:`Workload` is what a worker needs to compute any judge or cell of the run: the manifest, the
-unnormalised features, the folds and the resolved config. It is shipped to a worker once.
+unnormalised features (as an index into the feature cache: a worker reads the rows of the fold it computes),
+the folds and the resolved config. It is shipped to a worker once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from ..features import MelPreset, Normaliser, build_featureset
+from ..features import ArraysOf, CachedFeatures, MelPreset, Normaliser, build_featureset
 from ..featureset import FeatureSet
 from ..speaker_norm import reference_statistics
 from ..splits import Fold
@@ -76,9 +77,11 @@ class Workload:
     labels: tuple[str, ...]
     items: pd.DataFrame  # the manifest: item_id, path, emotion, speaker, sha1, ...
     folds: list[Fold]
-    features: dict[str, np.ndarray]  # item_id -> unnormalised dB [S, n_mels, n_frames]
+    # item_id -> unnormalised dB [S, n_mels, n_frames]: read from the feature cache as needed (CachedFeatures,
+    # which workers receive as an index of files) or, with the cache off, held in memory and shipped whole
+    features: dict[str, np.ndarray] | CachedFeatures
     cross_items: pd.DataFrame | None = None
-    cross_features: dict[str, np.ndarray] | None = None
+    cross_features: dict[str, np.ndarray] | CachedFeatures | None = None
     device: str = "cpu"
     # item_id -> openSMILE functionals of the classic reference (None: --reference off); used by the driver only
     functionals: dict[str, np.ndarray] | None = None
@@ -105,7 +108,7 @@ class Workload:
         return replace(self._fold_cache[fold_index], seed=seed)
 
     def normaliser(self, fold: Fold) -> Normaliser:
-        normaliser = Normaliser(self.preset.normalisation).fit([self.features[i] for i in fold.train])
+        normaliser = Normaliser(self.preset.normalisation).fit(ArraysOf(self.features, fold.train))
         if self.speaker_stats is not None:
             speakers = self.items.set_index("item_id").loc[list(fold.train), "speaker"].astype(str)
             normaliser.db_reference = reference_statistics(self.speaker_stats, speakers)
@@ -114,8 +117,7 @@ class Workload:
     def _build_fold_data(self, fold: Fold, seed: int) -> FoldData:
         normaliser = self.normaliser(fold)
         by_id = self.items.set_index("item_id", drop=False)
-        sets = {part: build_featureset({i: self.features[i] for i in getattr(fold, part)},
-                                       by_id.loc[getattr(fold, part)], self.labels, normaliser)
+        sets = {part: build_featureset(self.features, by_id.loc[getattr(fold, part)], self.labels, normaliser)
                 for part in ("train", "val", "test")}
         cross = None
         if self.cross_items is not None:

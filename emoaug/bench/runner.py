@@ -137,8 +137,9 @@ def features_of(scan: CorpusScan, config: RunConfig, preset: MelPreset,
     if cache is not None:
         cache.clean()
     failures: list[BadAudioError] = []
+    # with the cache on, features stay on disk and are read where and when a fold needs them
     features = extract_features(scan.items, preset, cache=cache, device=config.device, progress=progress,
-                                failures=failures)
+                                failures=failures, lazy=cache is not None)
     return drop_failed_items(scan, failures, config), features
 
 
