@@ -82,6 +82,7 @@ class CellActivity:
 @dataclass
 class RunTimings:
     phases: dict[str, float] = field(default_factory=dict)  # phase -> wall seconds in the driver
+    peaks: dict[str, float] = field(default_factory=dict)  # phase -> the driver's peak RSS at its end (MiB)
     cells: CellActivity = field(default_factory=CellActivity)
     counts: dict[str, int] = field(default_factory=dict)  # e.g. items, functionals computed vs cached
     _start: float = field(default_factory=time.perf_counter, repr=False)
@@ -99,6 +100,7 @@ class RunTimings:
             yield
         finally:
             self.phases[name] = self.phases.get(name, 0.0) + time.perf_counter() - start
+            self.peaks[name] = peak_rss_mb()  # the first phase whose value jumps is where memory went
 
     @property
     def total_s(self) -> float:
@@ -122,7 +124,8 @@ class RunTimings:
                       "first_result_s": None if cells.first_result_s is None else round(cells.first_result_s, 3),
                       "worker_utilisation": None if busy is None else round(busy, 3)},
             "peak_rss_mb": {"driver": round(peak_rss_mb(), 1),
-                            "worker": round(cells.worker_peak_rss_mb, 1) or None},
+                            "worker": round(cells.worker_peak_rss_mb, 1) or None,
+                            "driver_after_phase": {name: round(self.peaks[name], 1) for name in ordered}},
             "counts": dict(self.counts),
             "note": "wall seconds of each phase in the driver (they add up to total_s with other_s); "
                     "cells.compute_s sums the seconds workers spent computing, in parallel",
