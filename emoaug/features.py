@@ -212,31 +212,12 @@ class FeatureCache:
             storage.write_text(info, text)
 
 
-class CachedFeatures(Mapping[str, np.ndarray]):
-    """item_id -> features read from the feature cache when asked, memory-mapped: a run's features at any corpus
-    size without holding them. It pickles as its index (item_id -> cache file), so a worker receives a few
-    bytes per item and reads only the rows its fold uses; pages it has read belong to the operating system's
-    file cache, shared by every process on the machine, not to one process."""
+class CachedFeatures(storage.CachedArrays):
+    """item_id -> log-mel features read from the feature cache when asked (see :class:`emoaug.storage.CachedArrays`):
+    a run's features at any corpus size without holding them; workers receive it as an index of files and read
+    only the rows their fold uses."""
 
-    def __init__(self, paths: Mapping[str, str]):
-        self.paths = dict(paths)
-
-    def __getitem__(self, item_id: str) -> np.ndarray:
-        path = self.paths[item_id]
-        try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as err:  # removed or damaged after this run checked it
-            raise EmoaugError(f"feature cache: {path} (item {item_id}) can no longer be read ({err}); "
-                              "run the command again to recompute it") from None
-
-    def __iter__(self):
-        return iter(self.paths)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self.paths
+    what = "feature cache"
 
 
 class ArraysOf(Sequence[np.ndarray]):

@@ -15,9 +15,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from .errors import EmoaugError
 
 TMP_SUFFIX = ".tmp"
 
@@ -216,3 +218,33 @@ def remove_stale_temporaries(root: str | Path) -> int:
             path.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+class CachedArrays(Mapping):
+    """key -> an array read from its ``.npy`` file in a cache when asked, memory-mapped: nothing is held in
+    memory, and it pickles as its index (key -> file), so a worker process receives a few bytes per item. Pages
+    read belong to the operating system's file cache, shared by every process on the machine."""
+
+    what = "cache"
+
+    def __init__(self, paths: Mapping[str, str]):
+        self.paths = dict(paths)
+
+    def __getitem__(self, key: str):
+        import numpy as np
+
+        path = self.paths[key]
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:  # removed or damaged after this run checked it
+            raise EmoaugError(f"{self.what}: {path} (item {key}) can no longer be read ({err}); "
+                              "run the command again to recompute it") from None
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.paths

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..classifiers.classic import REFERENCE_NAME, ClassicSettings, fit_predict, fold_rows
 from ..splits import Fold
-from ..storage import stable_hash
+from ..storage import CachedArrays, stable_hash
 from .arms import MAIN
 from .timings import peak_rss_mb
 
@@ -38,16 +38,16 @@ class ReferenceSpec:
 
 @dataclass
 class ReferenceInputs:
-    """What one fold's reference needs, shipped to a worker: functionals of its partitions, nothing else."""
+    """What one fold's reference needs, shipped to a worker: the fold, its items and their functionals -- as an
+    index of cache files when the cache is on (the worker reads the rows itself, so neither the driver nor the
+    task queue holds the fold's matrices), else the vectors themselves."""
 
     spec: ReferenceSpec
     labels: tuple[str, ...]
     settings: ClassicSettings
-    train: tuple[np.ndarray, np.ndarray]
-    val: tuple[np.ndarray, np.ndarray]
-    test: tuple[np.ndarray, np.ndarray]
-    test_ids: list[str]
-    train_speakers: np.ndarray
+    fold: Fold
+    items: pd.DataFrame  # item_id, emotion, speaker of the fold's items
+    functionals: Mapping[str, np.ndarray]  # item_id -> vector (or a CachedArrays index)
 
 
 @dataclass
@@ -99,9 +99,13 @@ def plan_references(folds: Sequence[Fold], contents: Mapping[int, dict], labels:
 
 def reference_inputs(spec: ReferenceSpec, fold: Fold, items: pd.DataFrame, functionals: Mapping[str, np.ndarray],
                      labels: Sequence[str], settings: ClassicSettings) -> ReferenceInputs:
-    rows = fold_rows(fold, items, functionals)
-    return ReferenceInputs(spec, tuple(labels), settings, rows["train"], rows["val"], rows["test"], list(fold.test),
-                           rows["train_speakers"])
+    ids = [*fold.train, *fold.val, *fold.test]
+    if isinstance(functionals, CachedArrays):
+        subset: Mapping[str, np.ndarray] = CachedArrays({i: functionals.paths[i] for i in ids})
+    else:
+        subset = {i: functionals[i] for i in ids}
+    rows = items.loc[items["item_id"].isin(ids), ["item_id", "emotion", "speaker"]].reset_index(drop=True)
+    return ReferenceInputs(spec, tuple(labels), settings, fold, rows, subset)
 
 
 # ------------------------------------------------------------------------------------------------ compute
@@ -112,13 +116,14 @@ def run_reference(inputs: ReferenceInputs, threads: int = 1) -> ReferenceResult:
     from threadpoolctl import threadpool_limits
 
     start = time.perf_counter()
+    rows = fold_rows(inputs.fold, inputs.items, inputs.functionals)
     with threadpool_limits(limits=threads):
-        predicted, chosen = fit_predict(inputs.train, inputs.val, inputs.test[0], inputs.labels, inputs.settings,
-                                        groups=inputs.train_speakers)
+        predicted, chosen = fit_predict(rows["train"], rows["val"], rows["test"][0], inputs.labels, inputs.settings,
+                                        groups=rows["train_speakers"])
     if chosen["model"] != inputs.spec.model:  # the rule is applied in the plan and here: they must agree
         raise RuntimeError(f"classic reference fold {inputs.spec.fold}: planned {inputs.spec.model}, "
                            f"fitted {chosen['model']}")
-    frame = pd.DataFrame({"item_id": inputs.test_ids, "y_true": inputs.test[1], "y_pred": predicted})
+    frame = pd.DataFrame({"item_id": list(inputs.fold.test), "y_true": rows["test"][1], "y_pred": predicted})
     chosen = {**chosen, "c": float(chosen["c"]), "val_ua": float(chosen["val_ua"])}
     return ReferenceResult(inputs.spec.key, inputs.spec.fold, frame, chosen, time.perf_counter() - start,
                            peak_rss_mb())

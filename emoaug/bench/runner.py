@@ -151,8 +151,9 @@ def functionals_of(scan: CorpusScan, config: RunConfig) -> tuple[CorpusScan, dic
     failures: list[BadAudioError] = []
     # spread over as many processes as the executor will run cells in (openSMILE is one thread per file)
     jobs = config.jobs if config.executor in ("process", "ray") else 1
-    functionals = extract_functionals(scan.items, settings.feature_set, cache_root=cache_root(config),
-                                      failures=failures, jobs=jobs)
+    root = cache_root(config)
+    functionals = extract_functionals(scan.items, settings.feature_set, cache_root=root, failures=failures,
+                                      jobs=jobs, lazy=root is not None)
     return drop_failed_items(scan, failures, config), functionals
 
 

@@ -126,11 +126,15 @@ PARALLEL_FROM = 64
 
 
 def extract_functionals(items: pd.DataFrame, feature_set: str, *, cache_root: Path | None,
-                        failures: list[BadAudioError] | None = None, jobs: int = 1) -> dict[str, np.ndarray]:
+                        failures: list[BadAudioError] | None = None, jobs: int = 1,
+                        lazy: bool = False) -> dict[str, np.ndarray] | storage.CachedArrays:
     """item_id -> float32 functionals for every row of ``items`` (item_id, path, sha1); files with the same
     sha1 are processed once, cached ones not at all, and the rest by ``jobs`` worker processes (openSMILE runs
     one thread per file: the cores work side by side). With a ``failures`` list, a file openSMILE cannot use
-    is appended there."""
+    is appended there. ``lazy`` (with a cache): the vectors stay in the cache and the mapping reads them when
+    asked (:class:`emoaug.storage.CachedArrays`), so the driver's memory does not grow with the corpus."""
+    if lazy and cache_root is None:
+        raise ValueError("extract_functionals: lazy needs a cache")
     cache = FunctionalsCache(cache_root, feature_set) if cache_root is not None else None
     if cache is not None:
         cache.clean()
@@ -144,12 +148,14 @@ def extract_functionals(items: pd.DataFrame, feature_set: str, *, cache_root: Pa
         if vector is None:
             misses[sha1] = str(row.path)
         else:
-            by_content[sha1] = vector
+            by_content[sha1] = str(cache.path_for(sha1)) if lazy else vector
     for sha1, vector in _compute_functionals(list(misses.items()), feature_set, jobs):
         if cache is not None and not isinstance(vector, BadAudioError):
             cache.put(sha1, vector)
+            if lazy:
+                vector = str(cache.path_for(sha1))
         by_content[sha1] = vector
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray | str] = {}
     for row in items.itertuples(index=False):
         vector = by_content[str(row.sha1).lower()]
         if isinstance(vector, BadAudioError):
@@ -159,7 +165,7 @@ def extract_functionals(items: pd.DataFrame, feature_set: str, *, cache_root: Pa
                 failures.append(vector)
             continue
         out[str(row.item_id)] = vector
-    return out
+    return storage.CachedArrays(out) if lazy else out
 
 
 def _compute_functionals(files: list[tuple[str, str]], feature_set: str, jobs: int):
@@ -324,7 +330,9 @@ def fold_rows(fold, items: pd.DataFrame, functionals: Mapping[str, np.ndarray]) 
 
     def rows(ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         ids = list(ids)
-        x = np.stack([functionals[i] for i in ids]) if ids else np.zeros((0, width), dtype=np.float32)
+        x = np.empty((len(ids), width), dtype=np.float32)
+        for k, item_id in enumerate(ids):  # one at a time: the mapping may read each from the cache
+            x[k] = functionals[item_id]
         return x, emotion.loc[ids].astype(str).to_numpy()
 
     train = rows(fold.train)
