@@ -210,6 +210,21 @@ def test_new_draws_from_the_same_distribution_are_not_flagged():
     assert values["nn_heldout"] >= values["nn_train"]
 
 
+def test_nearest_distances_in_blocks_equal_the_brute_force_and_queries_are_capped():
+    from emoaug.quality import nearest_distances
+
+    train, _ = vectors(300, seed=0)
+    query = vectors(70, seed=4)[0].astype(np.float32)  # float32 rows, converted block by block
+    brute = np.sqrt(((query[:, None, :].astype(np.float64) - train[None]) ** 2).mean(axis=2)).min(axis=1)
+    np.testing.assert_allclose(nearest_distances(query, train, chunk=16, reference_chunk=50), brute, rtol=1e-9)
+    heldout, heldout_y = vectors(100, seed=1)
+    fresh, fresh_y = vectors(400, seed=3)
+    full = memorisation(fresh, fresh_y, train, heldout, heldout_y, ("a", "b"))[OVERALL]
+    capped = memorisation(fresh, fresh_y, train, heldout, heldout_y, ("a", "b"), max_queries=150)[OVERALL]
+    assert capped != full and capped["nn_ratio"] == pytest.approx(full["nn_ratio"], rel=0.05)
+    assert memorisation(fresh, fresh_y, train, heldout, heldout_y, ("a", "b"), max_queries=400)[OVERALL] == full
+
+
 # ------------------------------------------------------------------------------------ diversity
 def test_mode_collapse_has_zero_diversity_and_new_draws_have_about_one():
     real, real_y = vectors(200, seed=0)
