@@ -44,6 +44,10 @@ class FeatureSet:
     def n_frames(self) -> int:
         return int(self.x.shape[2])
 
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        """``x[index]``: what a training loop reads per batch (:class:`StackedFeatureSet` reads it from parts)."""
+        return self.x[index]
+
     def label_names(self) -> list[str]:
         return [self.labels[i] for i in self.y.tolist()]
 
@@ -78,3 +82,38 @@ class FeatureSet:
             item_ids=[i for p in parts for i in p.item_ids],
             speakers=[s for p in parts for s in p.speakers] if keep_speakers else [],
         )
+
+
+class StackedFeatureSet:
+    """Several FeatureSets read as their concatenation by a training loop, without copying their rows into one
+    tensor: real and generated rows of a fold are each already in memory, and their concatenation would hold
+    them twice. ``rows(index)`` equals ``FeatureSet.concat(parts).x[index]`` exactly."""
+
+    def __init__(self, parts: Sequence[FeatureSet]):
+        self.parts = [p for p in parts if len(p)]
+        if not self.parts:
+            raise ValueError("StackedFeatureSet needs at least one non-empty part")
+        self.labels = self.parts[0].labels
+        if any(p.labels != self.labels for p in self.parts) or len({p.x.shape[1:] for p in self.parts}) != 1:
+            raise ValueError("StackedFeatureSet: parts have different label sets or row shapes")
+        self.y = torch.cat([p.y for p in self.parts])
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def n_mels(self) -> int:
+        return self.parts[0].n_mels
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        index = torch.as_tensor(index, dtype=torch.int64)
+        out = torch.empty((len(index), *self.parts[0].x.shape[1:]), dtype=self.parts[0].x.dtype)
+        for part, start, stop in zip(self.parts, self.offsets[:-1], self.offsets[1:]):
+            mine = (index >= int(start)) & (index < int(stop))
+            if mine.any():
+                out[mine] = part.x[index[mine] - int(start)]
+        return out
+
+    def materialise(self) -> FeatureSet:
+        return FeatureSet.concat(self.parts)

@@ -110,6 +110,20 @@ def test_same_seed_gives_identical_weights_and_predictions():
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
+def test_training_on_stacked_parts_equals_training_on_their_concatenation():
+    from emoaug.featureset import StackedFeatureSet
+
+    real, generated, val = separable_set(n=20, seed=0), separable_set(n=13, seed=2), separable_set(seed=1)
+    stacked = StackedFeatureSet([real, generated, real.subset([])])
+    index = torch.tensor([32, 0, 19, 20, 5, 21])
+    assert torch.equal(stacked.rows(index), FeatureSet.concat([real, generated]).x[index]) and len(stacked) == 33
+    for options in ({}, {"input_norm": "bins"}):
+        runs = [SERClassifier("cnn_blstm", config(epochs=2, **options), **SMALL).fit(train, val)
+                for train in (FeatureSet.concat([real, generated]), stacked)]
+        first, second = (r.state_dict()["model"] for r in runs)
+        assert all(torch.equal(first[k], second[k]) for k in first)
+
+
 def test_fit_leaves_global_state_as_it_was():
     torch.manual_seed(123)
     expected = torch.rand(3)

@@ -20,7 +20,7 @@ import torch
 
 from ..classifiers import SERClassifier, TrainConfig
 from ..errors import LeakageError
-from ..featureset import FeatureSet
+from ..featureset import FeatureSet, StackedFeatureSet
 from ..generators import get_generator_class, make_generator
 from ..generators.base import Generator
 from ..splits import Fold
@@ -174,7 +174,8 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
     quality.insert(2, "fold", spec.fold)
 
     start = time.perf_counter()
-    clf = make_classifier(workload, spec.seed).fit(FeatureSet.concat([data.train, synthetic]), data.val)
+    # real and generated rows read as one set, not copied into one (at scale the copy is the largest allocation)
+    clf = make_classifier(workload, spec.seed).fit(StackedFeatureSet([data.train, synthetic]), data.val)
     parts = [scored(clf, data, MAIN, CROSS)]
     seconds = {"generator_fit": fit_s, "generate": generate_s, "classifier": time.perf_counter() - start}
     if "augment" in spec.protocols:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..devices import resolve_device
 from ..errors import EmoaugError
-from ..featureset import FeatureSet
+from ..featureset import FeatureSet, StackedFeatureSet
 from ..metrics import classification_metrics
 from .cnn_blstm import cnn_blstm
 from .resnet import resnet50
@@ -171,9 +171,11 @@ class SERClassifier:
         self.bin_stats: tuple[torch.Tensor, torch.Tensor] | None = None  # (mean, std) [n_mels, 1] for "bins"
 
     # ----------------------------------------------------------------- training
-    def fit(self, train: FeatureSet, val: FeatureSet | None = None, *, progress: bool | None = None) -> SERClassifier:
+    def fit(self, train: FeatureSet | StackedFeatureSet, val: FeatureSet | None = None, *,
+            progress: bool | None = None) -> SERClassifier:
         """Train on ``train``; with ``val``, keep the weights of the epoch with the best item-level UA.
 
+        ``train`` may be a :class:`StackedFeatureSet` (real and generated rows read as one set without a copy).
         ``progress``: True shows a tqdm bar over epochs, None shows it only on a terminal.
         """
         cfg = self.train_config
@@ -184,7 +186,7 @@ class SERClassifier:
             raise ValueError("fit: train and val have different label sets")
         self.labels, self.n_mels = train.labels, train.n_mels
         self.history, self.best_epoch = [], None
-        self.bin_stats = _bin_stats(train.x) if cfg.input_norm == "bins" else None
+        self.bin_stats = _bin_stats(_as_featureset(train).x) if cfg.input_norm == "bins" else None
         with deterministic_algorithms(device), _seeded(cfg.seed, device):
             self.model = build_model(self.arch, n_mels=train.n_mels, n_classes=len(train.labels), **self.arch_kwargs)
             self.model.to(device)
@@ -194,7 +196,7 @@ class SERClassifier:
                 self.model = build_model(self.arch, n_mels=train.n_mels, n_classes=len(train.labels),
                                          **self.arch_kwargs)
                 self.model.to(device)
-                self._train_epochs(FeatureSet.concat([train, val]), None, device, progress,
+                self._train_epochs(FeatureSet.concat([_as_featureset(train), val]), None, device, progress,
                                    stop_after=self.best_epoch)
         return self
 
@@ -243,7 +245,7 @@ class SERClassifier:
         order = torch.randperm(len(train), generator=shuffler)
         total, seen = 0.0, 0
         for batch in _batches(order, cfg.batch_size):
-            x = self._inputs(train.x[batch].to(device, dtype=torch.float32, non_blocking=True))
+            x = self._inputs(train.rows(batch).to(device, dtype=torch.float32, non_blocking=True))
             y = train.y[batch].to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(self.model(x), y)
@@ -345,6 +347,10 @@ class SERClassifier:
     def from_state_dict(cls, state: dict[str, Any], device: str = "cpu") -> SERClassifier:
         config = TrainConfig(**{**state["train_config"], "device": device})
         return cls(state["arch"], config, **state["arch_kwargs"]).load_state_dict(state)
+
+
+def _as_featureset(train: FeatureSet | StackedFeatureSet) -> FeatureSet:
+    return train.materialise() if isinstance(train, StackedFeatureSet) else train
 
 
 def _bin_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
