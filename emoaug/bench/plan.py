@@ -89,6 +89,9 @@ class Workload:
     # speaker-standardised); a fold's training speakers give its normaliser's way back to dB
     speaker_stats: dict[str, dict[str, np.ndarray]] | None = None
     _fold_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # fold index -> its fitted normaliser: fit once in the driver (the run folder records them) and shipped with
+    # the workload, so no worker reads every training row again to refit it
+    _normalisers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -108,6 +111,11 @@ class Workload:
         return replace(self._fold_cache[fold_index], seed=seed)
 
     def normaliser(self, fold: Fold) -> Normaliser:
+        if fold.index not in self._normalisers:
+            self._normalisers[fold.index] = self._fit_normaliser(fold)
+        return self._normalisers[fold.index]
+
+    def _fit_normaliser(self, fold: Fold) -> Normaliser:
         normaliser = Normaliser(self.preset.normalisation).fit(ArraysOf(self.features, fold.train))
         if self.speaker_stats is not None:
             speakers = self.items.set_index("item_id").loc[list(fold.train), "speaker"].astype(str)
