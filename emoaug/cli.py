@@ -84,6 +84,10 @@ def run_parser() -> argparse.ArgumentParser:
                              "0.25,0.5,1,2,4, also write a UA-vs-ratio curve per generator (each ratio its own "
                              "cells; the tables keep the profile's ratio when listed, else the first)")
     parser.add_argument("--epochs", type=int, default=None, help="override the classifier's maximum epochs")
+    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
+                        help="the classifier's arithmetic (default: the profile's): bf16 runs forward passes under "
+                             "bfloat16 autocast; auto picks bf16 on a CPU with AVX-512 BF16 or AMX, else fp32. "
+                             "Part of every cell's key")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
     parser.add_argument("--executor", default=os.environ.get("EMOAUG_EXECUTOR", "auto"), choices=EXECUTORS,
                         help="where cells run: local (this process), process (a local pool of --jobs workers), "

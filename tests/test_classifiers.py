@@ -124,6 +124,23 @@ def test_training_on_stacked_parts_equals_training_on_their_concatenation():
         assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_bf16_precision_is_deterministic_learns_and_is_kept_by_a_checkpoint():
+    train, val = separable_set(seed=0), separable_set(seed=1)
+    runs = [SERClassifier("cnn_blstm", config(epochs=3, precision=p), **SMALL).fit(train, val)
+            for p in ("bf16", "bf16", "fp32")]
+    bf16, again, fp32 = (r.state_dict()["model"] for r in runs)
+    assert all(torch.equal(bf16[k], again[k]) for k in bf16)
+    assert not all(torch.equal(bf16[k], fp32[k]) for k in bf16)  # other arithmetic, other numbers
+    assert all(v.dtype != torch.bfloat16 for v in bf16.values())  # weights stay fp32
+    proba = runs[0].predict_proba(val)
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    restored = SERClassifier.from_state_dict(runs[0].state_dict())
+    assert restored.train_config.precision == "bf16"
+    np.testing.assert_array_equal(restored.predict_proba(val), proba)
+    with pytest.raises(EmoaugError, match="precision"):
+        TrainConfig(precision="fp16")
+
+
 def test_fit_leaves_global_state_as_it_was():
     torch.manual_seed(123)
     expected = torch.rand(3)

@@ -82,7 +82,8 @@ def make_classifier(workload: Workload, seed: int) -> SERClassifier:
     train_config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
                                weight_decay=settings.weight_decay, patience=settings.patience, seed=seed,
                                device=workload.device, lr_schedule=settings.lr_schedule,
-                               class_weight=settings.class_weight, input_norm=settings.input_norm)
+                               class_weight=settings.class_weight, input_norm=settings.input_norm,
+                               precision=settings.precision)
     return SERClassifier(settings.arch, train_config, **settings.arch_kwargs)
 
 

@@ -161,7 +161,7 @@ def judge_key(workload: Workload, content: dict, seed: int) -> str:
     """``content``: :func:`fold_content` of the judge's fold."""
     classifier = workload.config.classifier
     return stable_hash({"kind": "judge", "format": CELL_FORMAT, "data": data_key(workload), "fold": content,
-                        "seed": seed, "classifier": classifier.__dict__ if classifier else None})
+                        "seed": seed, "classifier": classifier.identity() if classifier else None})
 
 
 def generator_identity(name: str, config: dict) -> dict:

@@ -34,7 +34,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        on_bad_file: str = "skip", min_duration: float = DEFAULT_MIN_DURATION,
                        max_duration: float = DEFAULT_MAX_DURATION, out: str = "runs", run_name: str | None = None,
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
-                       tracking_uri: str | None = None, speaker_norm: bool = False) -> RunConfig:
+                       tracking_uri: str | None = None, speaker_norm: bool = False,
+                       precision: str | None = None) -> RunConfig:
     """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
 
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
@@ -63,7 +64,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     check_out_dir(out)
     check_device_spec(device)
     get_preset(preset or chosen.preset)
-    classifier_settings = with_speaker_norm(resolve_classifier(chosen, classifier, epochs), speaker_norm)
+    classifier_settings = with_speaker_norm(resolve_classifier(chosen, classifier, epochs, precision, device),
+                                            speaker_norm)
     resolve_labels(labels, ())  # a known label set ("all" takes the corpus's own labels later)
     for name in [*names, *([baseline] if baseline else [])]:
         require_known_name(name)
