@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 import pytest
 
 from emoaug.cli import main
@@ -220,3 +221,22 @@ def test_workers_times_threads_never_exceed_the_cores():
     assert resolve_parallelism("auto", 0, 0, "cuda:0", cores=16).executor == "local"
     with pytest.raises(EmoaugError, match="--jobs"):
         resolve_parallelism("local", 2, 0, "cpu", cores=2)
+
+
+def test_a_cluster_receives_features_as_arrays_and_builds_the_same_fold_data(emodb_root, tmp_path):
+    """Workers on other machines cannot read the driver's feature cache: Ray with an address ships arrays."""
+    import pickle
+
+    from emoaug.bench.resolve import resolve_run_config
+    from emoaug.bench.runner import prepare_workload
+    from emoaug.features import CachedFeatures
+
+    config = resolve_run_config(corpus="emodb", data_root=str(emodb_root), profile="smoke", out=str(tmp_path),
+                                reference="off")
+    workload, _ = prepare_workload(config, tmp_path / "run")
+    assert isinstance(workload.features, CachedFeatures)
+    remote = workload.in_memory()
+    assert isinstance(remote.features, dict) and set(remote.features) == set(workload.features)
+    assert len(pickle.dumps(workload)) * 5 < len(pickle.dumps(remote))  # an index of files vs the arrays
+    local_data, remote_data = workload.fold_data(0, 0), remote.fold_data(0, 0)
+    assert torch.equal(local_data.train.x, remote_data.train.x) and torch.equal(local_data.test.x, remote_data.test.x)

@@ -15,12 +15,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import EmoaugError
 from .cells import CellResult, JudgeResult, run_cell, run_judge
 from .parallelism import Parallelism
-from .plan import CellSpec, JudgeSpec, Workload
+from .plan import CellSpec, JudgeSpec, Workload, materialise
 from .reference import ReferenceInputs, ReferenceResult, ReferenceSpec, run_reference
 
 log = logging.getLogger("emoaug")
@@ -233,7 +233,9 @@ class RayExecutor:
     def _execute(self, ray, jobs: Jobs) -> None:
         judge_task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task)(_ray_judge)
         cell_task = ray.remote(num_cpus=self.threads, num_gpus=self.gpus_per_task)(_ray_cell)
-        workload = ray.put(jobs.workload)
+        # a cluster's workers cannot read this machine's feature cache: they get the arrays through the object store
+        remote = self.address is not None
+        workload = ray.put(jobs.workload.in_memory() if remote else jobs.workload)
         judge_refs = {key: ray.put(result) for key, result in jobs.known_judges.items()}
         pending = {}
         for spec in jobs.judges:
@@ -242,7 +244,10 @@ class RayExecutor:
             pending[ref] = "judge"
         reference_task = ray.remote(num_cpus=self.threads)(_ray_reference)
         for spec in jobs.references:
-            pending[reference_task.remote(jobs.reference_inputs(spec), self.threads)] = "reference"
+            inputs = jobs.reference_inputs(spec)
+            if remote:
+                inputs = replace(inputs, functionals=materialise(inputs.functionals))
+            pending[reference_task.remote(inputs, self.threads)] = "reference"
         first, after_cell = jobs.first_and_waiting()
 
         def submit(specs: list[CellSpec]) -> None:

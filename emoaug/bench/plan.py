@@ -13,6 +13,7 @@ the folds and the resolved config. It is shipped to a worker once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -96,8 +97,14 @@ class Workload:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_fold_cache"] = {}
-        state["functionals"] = None  # the driver computes the reference: workers need not receive them
+        state["functionals"] = None  # reference tasks receive their fold's functionals with the task
         return state
+
+    def in_memory(self) -> Workload:
+        """A copy whose features are arrays, not an index of this machine's cache files: for workers on other
+        machines (a Ray cluster), which cannot read this machine's cache."""
+        return replace(self, features=materialise(self.features), _fold_cache={},
+                       cross_features=None if self.cross_features is None else materialise(self.cross_features))
 
     def fold(self, index: int) -> Fold:
         return next(f for f in self.folds if f.index == index)
@@ -132,6 +139,13 @@ class Workload:
             cross = build_featureset(self.cross_features, self.cross_items.set_index("item_id", drop=False),
                                      self.labels, normaliser)
         return FoldData(fold, seed, sets["train"], sets["val"], sets["test"], normaliser, cross=cross)
+
+
+def materialise(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """key -> array in memory (a :class:`emoaug.storage.CachedArrays` index read whole; a dict as it is)."""
+    if isinstance(arrays, dict):
+        return arrays
+    return {key: np.array(arrays[key]) for key in arrays}
 
 
 # ------------------------------------------------------------------------------------------------ keys
