@@ -27,3 +27,23 @@ def isolated_cache(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+#: modules whose tests run whole benchmark runs (in-process or as subprocesses), executors or Ray
+END_TO_END_MODULES = {"test_e2e", "test_e2e_generators", "test_e2e_protocols", "test_executors", "test_ratio_curve",
+                      "test_faults", "test_faults_tracking", "test_faults_inputs", "test_leaderboard", "test_gpu_check",
+                      "test_plugins"}
+#: end-to-end tests in modules that are otherwise unit tests
+END_TO_END_TESTS = {"test_every_run_has_the_reference_row_in_its_tables",
+                    "test_the_reference_is_stored_per_fold_and_reused", "test_reference_off_leaves_it_out",
+                    "test_iemocap_to_msp_improv_prints_malik_table3_with_the_paper_rows",
+                    "test_the_run_uses_standardised_rows_and_functionals_and_keeps_the_statistics",
+                    "test_training_folds_without_an_emotion_get_no_synthetic_rows_of_it_and_the_run_finishes"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """``slow`` marks end-to-end runs, so ``pytest -m "not slow"`` is a quick loop over the units (CI runs all)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in END_TO_END_MODULES or item.originalname in END_TO_END_TESTS:
+            item.add_marker(pytest.mark.slow)
