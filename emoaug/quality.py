@@ -79,27 +79,49 @@ class MelScale:
     def fit(cls, real_train: FeatureSet, normaliser: Normaliser) -> MelScale:
         if len(real_train) == 0:
             raise EmoaugError("quality: the real training set is empty, cannot fit the [-1, 1] mel scale")
-        return cls.fit_db(to_db(real_train, normaliser))
+        low, high = np.inf, -np.inf
+        for db in _db_chunks(real_train, normaliser):
+            low, high = min(low, float(db.min())), max(high, float(db.max()))
+        return cls._checked(low, high)
 
     @classmethod
     def fit_db(cls, db: np.ndarray) -> MelScale:
         """The scale of real training rows given in dB ``[N, M, T]``."""
-        low, high = float(db.min()), float(db.max())
+        return cls._checked(float(db.min()), float(db.max()))
+
+    @classmethod
+    def _checked(cls, low: float, high: float) -> MelScale:
         if not high - low > 1e-6:
             raise EmoaugError(f"quality: real training rows are constant ({low:.3f} dB), cannot scale to [-1, 1]")
         return cls(low, high)
 
     def apply(self, fs: FeatureSet, normaliser: Normaliser) -> np.ndarray:
-        """Rows of ``fs`` on the [-1, 1] scale, float32 ``[N, M, T]``."""
-        return self.from_db(to_db(fs, normaliser))
+        """Rows of ``fs`` on the [-1, 1] scale, float32 ``[N, M, T]`` (converted a block of rows at a time)."""
+        out = np.empty(tuple(fs.x.shape), dtype=np.float32)
+        for start, db in zip(range(0, len(fs), CHUNK_ROWS), _db_chunks(fs, normaliser)):
+            out[start:start + len(db)] = self.from_db(db)
+        return out
 
     def from_db(self, db: np.ndarray) -> np.ndarray:
         return (2.0 * (db - self.low_db) / (self.high_db - self.low_db) - 1.0).astype(np.float32)
 
 
+#: rows converted at a time: a fold's rows of 128 x 173 in one piece, with numpy's temporaries, were gigabytes
+CHUNK_ROWS = 256
+
+
+def _db_chunks(fs: FeatureSet, normaliser: Normaliser):
+    x = fs.x.detach().cpu().numpy()
+    for start in range(0, len(x), CHUNK_ROWS):
+        yield np.asarray(normaliser.to_db(x[start:start + CHUNK_ROWS]), dtype=np.float32)
+
+
 def to_db(fs: FeatureSet, normaliser: Normaliser) -> np.ndarray:
-    """Undo the fold's normalisation: float32 dB array ``[N, M, T]``."""
-    return np.asarray(normaliser.to_db(fs.x.detach().cpu().numpy()), dtype=np.float32)
+    """Undo the fold's normalisation: float32 dB array ``[N, M, T]`` (converted a block of rows at a time)."""
+    out = np.empty(tuple(fs.x.shape), dtype=np.float32)
+    for start, db in zip(range(0, len(fs), CHUNK_ROWS), _db_chunks(fs, normaliser)):
+        out[start:start + len(db)] = db
+    return out
 
 
 # ------------------------------------------------------------------------------------------ MAD
@@ -399,11 +421,9 @@ def assess_generated(judge: Judge, generated: FeatureSet, real_train: FeatureSet
     """
     labels = tuple(labels if labels is not None else generated.labels)
     _check_inputs(generated, real_train, real_test, labels)
-    train_db = to_db(real_train, normaliser)
-    scale = MelScale.fit_db(train_db)
-    mel = {"gen": scale.apply(generated, normaliser), "train": scale.from_db(train_db),
+    scale = MelScale.fit(real_train, normaliser)  # block by block: no dB copy of the training set is kept
+    mel = {"gen": scale.apply(generated, normaliser), "train": scale.apply(real_train, normaliser),
            "test": scale.apply(real_test, normaliser)}
-    del train_db  # rows of 128 x 173 add up: keep one copy of the training set, not two
     emb = {name: np.asarray(judge.embed(fs), dtype=np.float64) for name, fs in
            (("gen", generated), ("train", real_train), ("test", real_test))}
     y = {"gen": generated.y.numpy(), "train": real_train.y.numpy(), "test": real_test.y.numpy()}
