@@ -33,6 +33,8 @@ _WAVE_FORMAT_IEEE_FLOAT = 0x0003
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 # A data size of 0 or 0xFFFFFFFF means "unknown, read to the end" (streaming writers, RF64).
 _UNKNOWN_DATA_SIZES = (0, 0xFFFFFFFF)
+# The widest sample any WAVE format holds (64-bit float); 0 bits or more is a corrupt header, not audio.
+_MAX_BITS_PER_SAMPLE = 64
 
 
 @dataclass(frozen=True)
@@ -187,9 +189,22 @@ def _decode_bytes(data: bytes, path: Path, *, max_duration: float | None) -> tup
     return y, sr
 
 
+class _SeekableBytes(io.BytesIO):
+    """In-memory bytes for libsndfile, whose header parsers seek before the start of some corrupt files.
+
+    ``BytesIO.seek`` raises there, inside soundfile's cffi callback, where Python prints the exception as a
+    traceback on stderr and libsndfile reads position 0; such a seek lands at 0 here, quietly."""
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        try:
+            return super().seek(offset, whence)
+        except (ValueError, OverflowError):
+            return super().seek(0)
+
+
 def _try_soundfile(data: bytes, path: Path, max_duration: float | None) -> tuple[np.ndarray | None, int, str]:
     try:
-        with sf.SoundFile(io.BytesIO(data)) as handle:
+        with sf.SoundFile(_SeekableBytes(data)) as handle:
             sr, channels = int(handle.samplerate), int(handle.channels)
             _check_header(path, sr, channels)
             limit, meaning = _frame_limit(path, sr, channels, max_duration)
@@ -249,8 +264,12 @@ def _walk_chunks(data: bytes) -> tuple[bytes, memoryview]:
     return fmt_body, samples
 
 
-def _parse_fmt(fmt_body: bytes) -> tuple[int, int, int, int]:
-    """(format code, channels, sample rate, bytes per sample in the container)."""
+def _parse_fmt(fmt_body: bytes, path: Path) -> tuple[int, int, int, int]:
+    """(format code, channels, sample rate, bytes per sample in the container).
+
+    Every field the decode divides by or multiplies with is checked here, before it is used: a header
+    claiming 0 channels, 0 Hz or 0 bits per sample is a BadAudioError naming that field, never a
+    ZeroDivisionError. The byte rate is never used (many writers get it wrong), so it is not checked."""
     if len(fmt_body) < 16:
         raise _WavParseError(f"fmt chunk too short ({len(fmt_body)} bytes)")
     code, channels, sr, _byte_rate, block_align, bits = struct.unpack_from("<HHIIHH", fmt_body)
@@ -258,11 +277,20 @@ def _parse_fmt(fmt_body: bytes) -> tuple[int, int, int, int]:
         if len(fmt_body) < 26:
             raise _WavParseError("WAVE_FORMAT_EXTENSIBLE fmt chunk without a sub-format")
         code = struct.unpack_from("<H", fmt_body, 24)[0]  # first two bytes of the sub-format GUID
-    if channels == 0 or sr == 0:
-        raise _WavParseError(f"fmt chunk says {channels} channels at {sr} Hz")
-    # The container width comes from block_align (12-bit audio sits in 16-bit containers).
-    width = block_align // channels if block_align and block_align % channels == 0 else (bits + 7) // 8
-    return code, channels, sr, width
+    _check_header(path, sr, channels)
+    return code, channels, sr, _container_width(path, channels, block_align, bits)
+
+
+def _container_width(path: Path, channels: int, block_align: int, bits: int) -> int:
+    """Bytes per sample: block align / channels when that whole number of bytes holds ``bits`` (12-bit
+    audio sits in 16-bit containers, 24-bit in 32-bit ones), else ``bits`` rounded up to whole bytes
+    (writers that leave block align 0 or wrong). ``channels`` was checked (>= 1) by the caller."""
+    if not 1 <= bits <= _MAX_BITS_PER_SAMPLE:
+        raise BadAudioError(path, f"header claims {bits} bits per sample (emoaug reads 1-{_MAX_BITS_PER_SAMPLE})")
+    from_bits = (bits + 7) // 8
+    if block_align % channels == 0 and from_bits <= block_align // channels <= _MAX_BITS_PER_SAMPLE // 8:
+        return block_align // channels
+    return from_bits
 
 
 def _samples_to_float(raw: memoryview, code: int, width: int) -> np.ndarray:
@@ -287,8 +315,7 @@ def _samples_to_float(raw: memoryview, code: int, width: int) -> np.ndarray:
 def _decode_riff_wave(data: bytes, path: Path = Path("<bytes>"), max_duration: float | None = None
                       ) -> tuple[np.ndarray, int]:
     fmt_body, samples = _walk_chunks(data)
-    code, channels, sr, width = _parse_fmt(fmt_body)
-    _check_header(path, sr, channels)
+    code, channels, sr, width = _parse_fmt(fmt_body, path)
     frames = len(samples) // (width * channels)  # a truncated last frame is dropped
     limit, meaning = _frame_limit(path, sr, channels, max_duration)
     if frames > limit:

@@ -49,6 +49,18 @@ def sparse_file(path: Path, size: int) -> None:
         handle.truncate(size)
 
 
+def zero_bits_header(path: Path) -> None:
+    """A WAVE header claiming 0 bits per sample and block align 0 (once a ZeroDivisionError)."""
+    blob = bytearray(write_riff_wav(path, clip(), SR).read_bytes())
+    struct.pack_into("<HH", blob, 32, 0, 0)
+    path.write_bytes(bytes(blob))
+
+
+def link_outside_root(path: Path) -> None:
+    """A link to a good file beside the corpus root, not under it."""
+    os.symlink(write_wav(path.parents[2] / "elsewhere" / "11a01Ws.wav", clip(seed=8), SR), path)
+
+
 def symlink_loop(path: Path) -> None:
     other = path.with_name("11b10Wz.wav")
     os.symlink(other.name, path)
@@ -78,6 +90,7 @@ CASES: dict[str, tuple] = {
                             "header claims 1000000 Hz", "11a01Wl.wav"),
     "header_claims_300_channels": (lambda p: riff_header_only(p, sr=SR, channels=300, data_bytes=60_000), "probe",
                                    "header claims 300 channels", "11a01Wm.wav"),
+    "header_claims_0_bits": (zero_bits_header, "probe", "header claims 0 bits per sample", "11a01Wr.wav"),
     "longer_than_max_duration": (lambda p: write_wav(p, np.tile(clip(), 2 * 121 * 4)[: 8000 * 121], 8000), "probe",
                                  "longer than --max-duration", "11a01Wn.wav"),
     "larger_than_any_clip": (lambda p: sparse_file(p, MAX_FILE_BYTES + 1), "probe", "larger than any clip",
@@ -97,6 +110,7 @@ CASES: dict[str, tuple] = {
                             "hello.wav"),
     "unknown_speaker": (lambda p: write_wav(p, clip(), SR), "scan", "unknown EmoDB speaker", "99a01Wa.wav"),
     "dangling_link": (lambda p: os.symlink("nowhere.wav", p), "layout", "dangling symbolic link", "11b09Wa.wav"),
+    "link_outside_root": (link_outside_root, "layout", "symbolic link outside the corpus root", "11a01Ws.wav"),
     "link_loop": (symlink_loop, "layout", "symbolic link loop", "11b10Wa.wav"),
     "folder_link_loop": (lambda p: os.symlink("..", p), "layout", "symbolic link loop", "loop"),
     "fifo_named_wav": (lambda p: os.mkfifo(p), "layout", "not a regular file", "11b01Wa.wav"),

@@ -9,7 +9,8 @@ Modules are imported lazily so a missing optional module (``synthetic``) breaks 
 
 Every file under a corpus root is accounted for: it is an item, or an entry of ``skipped`` whose
 ``stage`` says where it dropped out: ``layout`` (not a file of this corpus's layout: other formats,
-other recordings, broken links), ``scan`` (an audio file whose name or label cannot be read),
+other recordings, broken links; or reached through a symbolic link leaving the root, without
+``follow_links``), ``scan`` (an audio file whose name or label cannot be read),
 ``duplicate`` (another item has the same id or the same bytes), ``probe`` (the audio cannot be used)
 or ``features`` (it failed at decoding for the front end, added by the runner).
 """
@@ -115,6 +116,52 @@ def _bad_link(path: Path) -> str | None:
     if target.is_dir() and path.parent.resolve().is_relative_to(target):
         return f"symbolic link loop (points back to {target})"
     return None
+
+
+def _resolved(path: Path) -> Path | None:
+    """Where ``path`` leads through every symbolic link on the way; None when one dangles or loops."""
+    try:
+        return path.resolve(strict=True)
+    except (OSError, RuntimeError):  # RuntimeError: Python 3.11's symlink loop
+        return None
+
+
+def symbolic_links(root: Path) -> list[dict]:
+    """Every symbolic link under ``root``, file or folder: ``{"path", "target", "outside_root"}``.
+
+    ``target`` is where the link resolves (its own text when it dangles or loops). Linked folders are not
+    entered (a loop would never end), so links inside them are not listed."""
+    real_root, links = root.resolve(), []
+    for folder, subfolders, names in os.walk(root, onerror=lambda err: None):
+        for name in [*subfolders, *names]:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                continue
+            target = _resolved(path)
+            try:
+                shown = str(target) if target is not None else os.readlink(path)
+            except OSError:
+                shown = "?"
+            links.append({"path": str(path), "target": shown,
+                          "outside_root": target is not None and not target.is_relative_to(real_root)})
+    return sorted(links, key=lambda link: link["path"])
+
+
+def _drop_links_leaving_root(records: list[dict], root: Path, follow_links: bool) -> tuple[list[dict], list[dict]]:
+    """A corpus is what lies under its root: a file reached through a symbolic link (the file itself, or a
+    folder above it) that resolves outside the root is skipped, unless ``follow_links``. Otherwise a stray
+    link would silently pull another corpus, or another partition, into this one."""
+    if follow_links:
+        return records, []
+    real_root, kept, skipped = root.resolve(), [], []  # (the synthetic corpus's root is not resolved)
+    for record in records:
+        target = _resolved(Path(record["path"]))
+        if target is not None and not target.is_relative_to(real_root):
+            skipped.append(skip_entry(record["path"], f"symbolic link outside the corpus root (to {target}; "
+                                                      "use --follow-links to read it)", "layout"))
+        else:
+            kept.append(record)
+    return kept, skipped
 
 
 def _why_unused(path: Path, layout: str) -> str:
@@ -306,21 +353,26 @@ def load_corpus(
     progress: bool = False,
     min_duration: float | None = None,
     max_duration: float | None = None,
+    follow_links: bool = False,
 ) -> CorpusScan:
     """Scan, label-filter and probe one corpus; every file under the root that is not an item is in
-    ``skipped`` (with its reason) or counted in ``excluded`` (outside the label set)."""
+    ``skipped`` (with its reason) or counted in ``excluded`` (outside the label set). Files reached through
+    a symbolic link leaving the root are skipped unless ``follow_links``; ``links`` lists every link."""
     limits = {"min_duration": DEFAULT_MIN_DURATION if min_duration is None else min_duration,
               "max_duration": DEFAULT_MAX_DURATION if max_duration is None else max_duration}
     check_duration_bounds(**limits)
     check_bad_file_policy(on_bad_file)
     module = corpus_module(name)
     path = resolve_root(name, root, module)
+    folder = path if path.is_dir() else path.parent  # a csv corpus may be named by its manifest
     records, skipped = module.scan(path)
+    records, outside = _drop_links_leaving_root(records, folder, follow_links)
     records, duplicates = _drop_duplicates(records)
     support = getattr(module, "support_files", lambda root: [])(path)
-    accounted = {r["path"] for r in records} | {e["path"] for e in skipped + duplicates} | {str(p) for p in support}
-    skipped = [*skipped, *duplicates, *unused_files(path if path.is_dir() else path.parent, accounted,
-                                                    getattr(module, "LAYOUT", module.WHERE_TO_GET))]
+    accounted = ({r["path"] for r in records} | {e["path"] for e in skipped + outside + duplicates}
+                 | {str(p) for p in support})
+    skipped = [*skipped, *outside, *duplicates,
+               *unused_files(folder, accounted, getattr(module, "LAYOUT", module.WHERE_TO_GET))]
     _fail_on(skipped, on_bad_file)
     if not records:
         raise _nothing_found(name, path, [e for e in skipped if e["stage"] != "layout"] or skipped, module)
@@ -342,4 +394,5 @@ def load_corpus(
         labels=wanted,
         skipped=skipped,
         excluded=dict(sorted(excluded.items())),
+        links=symbolic_links(folder),
     )

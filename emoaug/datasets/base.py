@@ -35,6 +35,9 @@ class CorpusScan:
     # every file under the root that is not an item: [{"path", "reason", "stage"}], never silent
     skipped: list[dict] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)  # emotion -> count dropped by the label set
+    # every symbolic link under the root: [{"path", "target", "outside_root"}] (files behind one leaving the
+    # root are in ``skipped`` unless they were read with --follow-links)
+    links: list[dict] = field(default_factory=list)
 
     @property
     def missing(self) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ canonicalised through common aliases. Files without a ``<speaker>_`` prefix beco
 speaker, which makes speaker-independent splits meaningless: scan() warns about it.
 
 ``csv``: a manifest with columns path, emotion, speaker (optional gender, text_id); paths are
-relative to the CSV's folder and may not leave it.
+relative to the CSV's folder and may not leave it (a symbolic link leaving it is skipped by ``load_corpus``
+unless ``follow_links``, like a linked file or folder of any layout).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _relative_audio_path(raw: str, base: Path, where: str) -> Path:
         raise EmoaugError(f"{where}: empty path")
     if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
         raise EmoaugError(f"{where}: path {raw!r} is absolute; paths must be relative to the CSV's folder")
-    # Judged on the text (normalised), so a folder symlinked in by the user stays usable.
+    # Judged on the text (normalised); where a symbolic link on the way leads is load_corpus's check.
     parts: list[str] = []
     for part in PurePosixPath(text).parts:
         if part == "..":
