@@ -4,6 +4,10 @@ Every writer goes through :func:`atomic_path`: the content is written to a hidde
 target's folder, flushed, then renamed over the target (``os.replace`` is atomic within one file system).
 Temporary names carry the writer's process id (``.<name>.<pid>.<random>.tmp``), so the temporaries a killed
 process left behind can be told from those of a live writer: :func:`remove_stale_temporaries` clears them.
+
+Files and folders follow the user's umask (``tempfile`` would create them 0600 / 0700), so a store on a shared
+disk works for a group. :func:`file_record`, :func:`write_digest` and :func:`check_manifest` record and check
+the size and SHA-256 of stored files, so that an edited or truncated file is noticed when read.
 """
 
 from __future__ import annotations
@@ -32,12 +36,40 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=TMP_SUFFIX)
     os.close(fd)
     try:
+        os.chmod(tmp, FILE_MODE & ~current_umask())  # mkstemp makes it 0600 whatever the umask
         yield Path(tmp)
         _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+FILE_MODE, DIR_MODE = 0o666, 0o777
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux: /proc/self/status), so
+    that no other thread ever sees a temporary umask; elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_temporary_dir(parent: Path, name: str) -> Path:
+    """A hidden temporary folder for ``name`` in ``parent`` (cleared by :func:`remove_stale_temporaries` when
+    its writer died), with the umask's permissions rather than mkdtemp's 0700."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=temporary_prefix(name), suffix=TMP_SUFFIX))
+    os.chmod(tmp, DIR_MODE & ~current_umask())
+    return tmp
 
 
 def _fsync(path: str) -> None:
@@ -195,11 +227,91 @@ def publish_dir(tmp_dir: Path, final: Path) -> bool:
     """Rename a fully written folder into place; ``False`` if another writer got there first (kept as is)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
+        os.chmod(tmp_dir, DIR_MODE & ~current_umask())  # a mkdtemp folder is 0700 whatever the umask
         os.replace(tmp_dir, final)  # atomic for a folder only while ``final`` does not exist or is empty
         return True
     except OSError:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         return False
+
+
+# ------------------------------------------------------------------------------------------------ verify on read
+MANIFEST = "manifest.json"
+DIGEST_SUFFIX = ".sha256"
+
+
+def file_record(path: str | Path) -> dict:
+    """{"size": bytes, "sha256": hex digest} of one file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"size": Path(path).stat().st_size, "sha256": digest.hexdigest()}
+
+
+def record_mismatch(path: Path, record) -> str | None:
+    """Why ``path`` is not the file ``record`` describes (missing, another size, another digest), or None."""
+    if not isinstance(record, dict) or not isinstance(record.get("size"), int) or not record.get("sha256"):
+        return f"{path.name}: its record is malformed"
+    if not path.is_file():
+        return f"{path.name} is missing"
+    actual = file_record(path)
+    if actual["size"] != record["size"]:
+        return f"{path.name} has {actual['size']} bytes, {record['size']} when written"
+    if actual["sha256"] != record["sha256"]:
+        return f"{path.name} was changed after it was written (SHA-256 differs)"
+    return None
+
+
+def digest_path(path: str | Path) -> Path:
+    """The sidecar holding a single-file entry's size and SHA-256: ``<name>.sha256`` beside it."""
+    return Path(path).with_name(Path(path).name + DIGEST_SUFFIX)
+
+
+def write_digest(path: str | Path) -> Path:
+    """Record ``path``'s size and SHA-256 in its sidecar (written right after the file itself)."""
+    return write_json(digest_path(path), file_record(path))
+
+
+def check_digest(path: str | Path) -> str | None:
+    """Why the single file at ``path`` differs from its sidecar, or None -- also when it has no sidecar (written
+    before emoaug recorded digests: such a file is trusted as before)."""
+    sidecar = digest_path(path)
+    if not sidecar.is_file():
+        return None
+    try:
+        record = read_json(sidecar)
+    except (OSError, ValueError) as err:
+        return f"{sidecar.name} is unreadable ({err})"
+    return record_mismatch(Path(path), record)
+
+
+def write_manifest(folder: str | Path) -> Path:
+    """Record the size and SHA-256 of every file in ``folder`` in its ``manifest.json`` (written last, before
+    the folder is published)."""
+    folder = Path(folder)
+    files = {p.name: file_record(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != MANIFEST}
+    return write_json(folder / MANIFEST, {"files": files})
+
+
+def check_manifest(folder: str | Path) -> str | None:
+    """Why a folder's files differ from its ``manifest.json`` (a file missing, truncated or edited), or None --
+    also when it has none (written before emoaug recorded manifests: trusted as before)."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        files = read_json(folder / MANIFEST)["files"]
+        records = list(files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return f"{MANIFEST} is unreadable ({type(err).__name__}: {err})"
+    for name, record in records:
+        if Path(name).name != name:  # a record naming another folder: not ours
+            return f"{MANIFEST} names {name!r}, not a file of the folder"
+        problem = record_mismatch(folder / name, record)
+        if problem:
+            return problem
+    return None
 
 
 def remove_stale_temporaries(root: str | Path) -> int:

@@ -113,11 +113,17 @@ def test_no_finished_run_is_a_one_line_error(tmp_path, capsys):
 def test_a_damaged_run_folder_is_left_out_with_a_line(runs, tmp_path, capsys):
     out = tmp_path / "runs"
     shutil.copytree(runs / "a", out / "good")
-    shutil.copytree(runs / "a", out / "damaged")
-    (out / "damaged" / "generators.csv").write_bytes(b"\x00\xff garbage\n\x01")
-    (out / "damaged" / "manifest.csv").write_text("")
+    for name in ("damaged", "old"):
+        shutil.copytree(runs / "a", out / name)
+        (out / name / "generators.csv").write_bytes(b"\x00\xff garbage\n\x01")
+        (out / name / "manifest.csv").write_text("")
+    (out / "old" / "finished.json").unlink()  # written before the marker: the files themselves are read
+    (out / "old" / "report.html").touch()
     assert main(["leaderboard", "--out", str(out)]) == 0
     board = pd.read_csv(out / "leaderboard.csv")
     assert set(board["run"]) == {"good"}
-    assert "left out: damaged: unreadable results" in (out / "leaderboard.md").read_text()
-    assert "damaged" in capsys.readouterr().err  # one warning line, no traceback
+    markdown = (out / "leaderboard.md").read_text()
+    assert "left out: damaged: damaged (manifest.csv has 0 bytes" in markdown  # its record in finished.json
+    assert "left out: old: unreadable results" in markdown
+    err = capsys.readouterr().err
+    assert "damaged" in err and "old" in err and "Traceback" not in err  # one warning line each

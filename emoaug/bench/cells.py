@@ -254,7 +254,8 @@ def cell_meta(spec: CellSpec, data: FoldData, *, n_synthetic: int, classifier: S
             "generator": spec.generator, "seed": spec.seed, "fold": spec.fold,
             "synthetic_ratio": spec.synthetic_ratio, "curve": spec.curve,
             "n_train_rows": len(data.train), "n_synthetic_rows": n_synthetic, "n_val_rows": len(data.val),
-            "n_test_rows": len(data.test), "seconds": seconds, "classifier_history": classifier.history}
+            "n_test_rows": len(data.test), "n_test_items": len(set(data.test.item_ids)),  # rows: segments
+            "seconds": seconds, "classifier_history": classifier.history}
 
 
 def scored(classifier: SERClassifier, data: FoldData, arm: str, cross_arm: str) -> pd.DataFrame:

@@ -1,6 +1,10 @@
 """A run's results: tidy frames assembled from its cells, written to and read back from the run folder.
 
 ``report`` re-renders from these files alone (:func:`load_result`); nothing here trains or predicts.
+
+A run folder is finished when the CLI wrote ``finished.json`` (:func:`mark_finished`) as its very last file; it
+records the size and SHA-256 of the result files ``report`` and ``leaderboard`` read, which
+:func:`unfinished_reason` checks.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tupl
     confusions = {g: table for (g, arm), table in all_confusions.items() if arm == MAIN}
     arm_confusions = {key: table for key, table in all_confusions.items() if key[1] != MAIN}
     run = Path(run_dir)
+    (run / FINISHED).unlink(missing_ok=True)  # a run into this folder again: unfinished until it ends
     io.write_csv(run / "predictions.csv", predictions)
     io.write_csv(run / "fold_metrics.csv", fold_metrics)
     io.write_csv(run / "summary.csv", summary)
@@ -123,6 +128,78 @@ def run_folders(out: Path) -> list[Path]:
 
 
 STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
+FINISHED = "finished.json"
+#: what ``report`` and ``leaderboard`` read, recorded in finished.json when present (plus confusion/**.csv)
+RECORDED = ("config.json", "manifest.csv", *STORED_RESULTS, "comparisons.csv", "reference_summary.csv",
+            "reference.csv", "ratio_curve.csv")
+
+
+def mark_finished(run_dir: Path) -> Path:
+    """Write ``finished.json`` -- the last file of a run -- with the size and SHA-256 of every result file."""
+    run_dir = Path(run_dir)
+    names = [name for name in RECORDED if (run_dir / name).is_file()]
+    names += sorted(p.relative_to(run_dir).as_posix() for p in (run_dir / "confusion").rglob("*.csv"))
+    return io.write_json(run_dir / FINISHED, {"files": {name: io.file_record(run_dir / name) for name in names}})
+
+
+def unfinished_reason(run_dir: Path, required: tuple[str, ...]) -> str | None:
+    """Why ``run_dir`` is not a finished, intact run folder (one phrase), or None.
+
+    Missing ``required`` files make it unfinished. With ``finished.json``, every file it records must be
+    unchanged. Folders written before emoaug wrote that marker count as finished when their ``report.html``
+    (then the last file of a run) is no older than their results: so a run that stopped while rendering
+    (e.g. a full disk) is left out, and a run re-rendered by ``report`` still counts."""
+    run_dir = Path(run_dir)
+    missing = [name for name in required if not (run_dir / name).is_file()]
+    if missing:
+        return f"unfinished ({', '.join(missing)} missing)"
+    marker = run_dir / FINISHED
+    if marker.is_file():
+        try:
+            records = list(io.read_json(marker)["files"].items())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+            return f"damaged ({FINISHED} is unreadable: {type(err).__name__})"
+        for name, record in records:
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                return f"damaged ({FINISHED} names {name!r}, outside the run folder)"
+            problem = io.record_mismatch(run_dir / name, record)
+            if problem:
+                return f"damaged ({problem}, since the run finished)"
+        return None
+    report = run_dir / "report.html"
+    results = [run_dir / name for name in RECORDED if (run_dir / name).is_file()]
+    if report.is_file() and report.stat().st_mtime >= max(p.stat().st_mtime for p in results):
+        return None
+    return f"unfinished (no {FINISHED}: the run stopped before its end)"
+
+
+#: columns a run's result files must hold as numbers (an edited or damaged file is refused, not rendered)
+NUMERIC = {"predictions.csv": ("seed", "fold"), "fold_metrics.csv": ("seed", "fold", "value"),
+           "summary.csv": ("pooled", "fold_mean", "fold_std"), "quality.csv": ("seed", "fold", "value"),
+           "timings.csv": ("seed", "fold"), "generators.csv": ("ua", "wa", "ua_fold_mean", "ua_paired_diff")}
+
+
+def check_values(run_dir: Path, frames: dict[str, pd.DataFrame], labels: tuple[str, ...]) -> None:
+    """One clear error when a stored result holds what the run cannot have written: a non-numeric value in a
+    numeric column, or a true or predicted emotion outside the run's label set."""
+    for name, frame in frames.items():
+        wanted = [c for c in NUMERIC.get(name, ()) if c in frame.columns]
+        if name == "predictions.csv":
+            wanted += [c for c in frame.columns if c.startswith("prob_")]
+        bad = [c for c in wanted if len(frame) and not pd.api.types.is_numeric_dtype(frame[c])]
+        if bad:
+            raise EmoaugError(f"{run_dir}: {name} holds non-numeric values in {', '.join(bad)} (edited or "
+                              "damaged); run the benchmark again to rewrite it")
+    predictions = frames["predictions.csv"]
+    for column in ("y_true", "y_pred"):
+        if column not in predictions.columns:
+            raise EmoaugError(f"{run_dir}: predictions.csv has no {column} column; run the benchmark again")
+        values = predictions[column]
+        unknown = sorted({str(v) for v in values.dropna()} - set(labels)) + (["(empty)"] if values.isna().any()
+                                                                              else [])
+        if unknown:
+            raise EmoaugError(f"{run_dir}: predictions.csv holds {column} values outside the run's labels "
+                              f"({', '.join(unknown[:5])}); edited or damaged, run the benchmark again")
 
 
 def load_result(run_dir: Path) -> RunResult:
@@ -132,10 +209,21 @@ def load_result(run_dir: Path) -> RunResult:
     if missing:
         raise EmoaugError(f"{run_dir}: no stored results ({', '.join(missing)} missing); "
                           "run the benchmark to the end first")
+    try:
+        return read_result(run_dir)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:  # edited or damaged
+        reason = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise EmoaugError(f"{run_dir}: unreadable results ({reason}); run the benchmark again to rewrite them") \
+            from None
+
+
+def read_result(run_dir: Path) -> RunResult:
+    """:func:`load_result` once the files are known to exist (what cannot be parsed raises)."""
     stored = io.read_json(run_dir / "config.json")
     config = run_config_from_dict(stored)
-    labels = tuple(stored["labels_resolved"])
+    labels = tuple(str(label) for label in stored["labels_resolved"])
     frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
+    check_values(run_dir, frames, labels)
     for name in ("predictions.csv", "fold_metrics.csv", "summary.csv"):
         if "arm" not in frames[name].columns:  # runs stored before arms existed had the main arm only
             frames[name].insert(1, "arm", MAIN)

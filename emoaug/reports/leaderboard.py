@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import storage as io
 from ..bench.plan import content_of
-from ..bench.results import run_folders
+from ..bench.results import run_folders, unfinished_reason
 from ..storage import stable_hash
 from .tables import REFERENCE_LABEL, number_cell, p_cell, paired_cell, rate_cell, to_markdown
 
@@ -39,12 +39,14 @@ COLUMNS = ["protocol", "corpus", "data", "generator", "generator_config", "real_
 
 def finished_runs(out: Path) -> tuple[list[Path], list[str]]:
     """(run folders under ``out`` -- or ``out`` itself -- whose results are complete, one line per folder left
-    out). A folder is a run folder when it holds ``config.json``."""
+    out). A folder is a run folder when it holds ``config.json``; it is finished when it holds ``finished.json``
+    and its recorded files are unchanged, or -- written before that marker existed -- when its report.html is
+    no older than its results (:func:`emoaug.bench.results.unfinished_reason`)."""
     done, left_out = [], []
     for run_dir in run_folders(out):
-        missing = [name for name in ("generators.csv", "manifest.csv") if not (run_dir / name).is_file()]
-        if missing:
-            left_out.append(f"{run_dir.name}: unfinished ({', '.join(missing)} missing)")
+        reason = unfinished_reason(run_dir, ("generators.csv", "manifest.csv"))
+        if reason:
+            left_out.append(f"{run_dir.name}: {reason}")
         else:
             done.append(run_dir)
     return done, left_out
