@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .bench.parallelism import EXECUTORS
 from .bench.resolve import DEFAULT_GENERATORS
-from .config import DEFAULT_PROTOCOLS
+from .config import DEFAULT_PROTOCOLS, RAY_CONNECT_TIMEOUT_S, STORE_LOCK_WAIT_S, TRACKING_REQUEST_TIMEOUT_S
 from .errors import EmoaugError
 from .limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
@@ -34,6 +34,9 @@ def _corpus_options(parser: argparse.ArgumentParser) -> None:
                         help=f"skip clips shorter than this (default {DEFAULT_MIN_DURATION:g} s)")
     parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
                         help=f"skip clips longer than this, before decoding them (default {DEFAULT_MAX_DURATION:g} s)")
+    parser.add_argument("--follow-links", action="store_true",
+                        help="read files reached through a symbolic link that leads outside the corpus root "
+                             "(default: skip them with a reason; links inside the root are always read)")
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -84,6 +87,11 @@ def run_parser() -> argparse.ArgumentParser:
                              "0.25,0.5,1,2,4, also write a UA-vs-ratio curve per generator (each ratio its own "
                              "cells; the tables keep the profile's ratio when listed, else the first)")
     parser.add_argument("--epochs", type=int, default=None, help="override the classifier's maximum epochs")
+    parser.add_argument("--val-speakers", type=int, default=None, metavar="N",
+                        help="whole speakers per fold held out of training to pick the best epoch (0: none, every "
+                             "training speaker trains for the whole schedule). Default: the profile's; where that "
+                             "leaves a fold too few training speakers, fewer (down to 0), said in one line. Part "
+                             "of every cell's key")
     parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
                         help="the classifier's arithmetic (default: the profile's): bf16 runs forward passes under "
                              "bfloat16 autocast; auto picks bf16 on a CPU with AVX-512 BF16 or AMX, else fp32. "
@@ -99,7 +107,9 @@ def run_parser() -> argparse.ArgumentParser:
                         help="torch CPU threads per worker (default 0: cores / jobs, so they never oversubscribe; "
                              "$EMOAUG_THREADS sets the default)")
     parser.add_argument("--ray-address", default=None,
-                        help="address of a running Ray cluster (default: start a local Ray instance)")
+                        help="address (host:port) of a running Ray cluster (default: start a local Ray instance); "
+                             f"a run stops with one line when nothing answers there within "
+                             f"{RAY_CONNECT_TIMEOUT_S:g} s")
     parser.add_argument("--store", default=None,
                         help="cell store shared across runs (default <cache>/store): finished cells with the "
                              "same content key are reused by any run")
@@ -111,7 +121,10 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=None,
                         help="feature/corpus cache (default $EMOAUG_CACHE or ~/.cache/emoaug; 'off' disables)")
     parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default sqlite:///<out>/mlflow.db)")
+                        help="MLflow tracking URI (default sqlite:///<out>/mlflow.db). A server gets "
+                             f"{TRACKING_REQUEST_TIMEOUT_S:g} s per request, no retries; another run's lock on a "
+                             f"sqlite store is waited for up to {STORE_LOCK_WAIT_S:g} s; either failure is one "
+                             "warning and the local results are kept")
     parser.add_argument("--no-mlflow", action="store_true", help="write local results only")
     parser.add_argument("--quiet", action="store_true", help="print only the final table and errors")
     return parser
@@ -191,6 +204,9 @@ def command_run(args: argparse.Namespace) -> int:
         timings.write(run_dir)
         if run_id is not None:
             track_timings(config, run_id, timings, run_dir)
+    from .bench.results import mark_finished
+
+    mark_finished(result.run_dir)  # the very last file: report and leaderboard count only marked runs
     print(timings.line())
     return 0
 
@@ -259,16 +275,19 @@ def command_leaderboard(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     from .reports.run_report import render_run
-    from .bench.results import load_result
+    from .bench.results import STORED_RESULTS, load_result, unfinished_reason
 
     folders = run_folders(Path(args.out))
     for run_dir in folders:
         try:
+            reason = unfinished_reason(run_dir, ("config.json", *STORED_RESULTS))
+            if reason:
+                raise EmoaugError(f"{run_dir}: {reason}; run the benchmark to the end first")
             result = load_result(run_dir)
         except EmoaugError as err:
             if len(folders) == 1:
                 raise
-            log.warning("skipped %s", err)  # an unfinished run among finished ones
+            log.warning("skipped %s", err)  # an unfinished or damaged run among finished ones
             continue
         print(render_run(run_dir, result))
         print(f"report: {run_dir / 'report.html'}")
@@ -296,6 +315,7 @@ def describe_corpus(scan) -> dict:
         "excluded_by_label_set": dict(scan.excluded),
         "labels_without_items": list(scan.missing),
         "skipped": list(scan.skipped),
+        "links": list(scan.links),
     }
 
 
@@ -304,7 +324,7 @@ def command_describe(args: argparse.Namespace) -> int:
 
     scan = load_corpus(args.corpus, args.data_root, labels=args.labels, on_bad_file=args.on_bad_file,
                        min_duration=args.min_duration, max_duration=args.max_duration,
-                       progress=sys.stderr.isatty() and not args.json)
+                       follow_links=args.follow_links, progress=sys.stderr.isatty() and not args.json)
     info = describe_corpus(scan)
     if args.json:
         print(json.dumps(info))
@@ -322,7 +342,18 @@ def command_describe(args: argparse.Namespace) -> int:
         print(f"  skipped ({entry['stage']}) {entry['path']}: {entry['reason']}")
     for line in summarise_skipped(other_files):  # every path is in --json
         print(f"  {line}")
+    for link in info["links"]:
+        print(f"  link {link['path']} -> {link['target']}{_link_note(link, args.follow_links)}")
     return 0
+
+
+def _link_note(link: dict, follow_links: bool) -> str:
+    """What became of what a link leaving the root leads to (a link inside it is read like any file)."""
+    if not link["outside_root"]:
+        return ""
+    if follow_links:
+        return " (outside the corpus root; read: --follow-links)"
+    return " (outside the corpus root; not read: --follow-links reads it)"
 
 
 def command_list(args: argparse.Namespace) -> int:

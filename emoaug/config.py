@@ -143,6 +143,11 @@ DEFAULT_PROTOCOLS = ("augment", "clarity")
 #: RunConfig fields that say where and how cells run, never what they compute
 EXECUTION_FIELDS = ("executor", "jobs", "threads", "ray_address", "store_dir", "fresh")
 
+# How long a run waits for another process before it gives up with one line (each stated in --help):
+RAY_CONNECT_TIMEOUT_S = 30.0  # a --ray-address to accept a connection (Ray itself would retry for ever)
+TRACKING_REQUEST_TIMEOUT_S = 10  # each request to an MLflow tracking server (no retries; results stay local)
+STORE_LOCK_WAIT_S = 600.0  # another run logging into the same local sqlite MLflow store (its lock)
+
 
 @dataclass
 class RunConfig:
@@ -175,6 +180,8 @@ class RunConfig:
     speaker_norm: bool = False
     device: str = "cpu"
     on_bad_file: str = "skip"
+    # --follow-links: read files reached through a symbolic link leaving the corpus root (else skipped)
+    follow_links: bool = False
     min_duration: float = DEFAULT_MIN_DURATION  # seconds; shorter and longer clips are skipped
     max_duration: float = DEFAULT_MAX_DURATION
     out_dir: str = "runs"
@@ -200,7 +207,7 @@ class RunConfig:
                     *EXECUTION_FIELDS):
             payload.pop(key)
         # options left at their default keep the folder names runs had before the options existed
-        for key in ("curve_ratios", "speaker_norm"):
+        for key in ("curve_ratios", "speaker_norm", "follow_links"):
             if not payload[key]:
                 payload.pop(key)
         if payload.get("classifier") and self.classifier is not None:

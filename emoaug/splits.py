@@ -51,6 +51,7 @@ from .errors import EmoaugError, LeakageError
 PROTOCOLS = ("kfold", "loso", "paper", "standard")
 SPEAKER_INDEPENDENT = ("kfold", "loso", "standard")
 REQUIRED_COLUMNS = ("item_id", "speaker", "emotion", "text_id")
+
 SPLITS_FORMAT = "emoaug-splits/1"
 PAPER_WARNING = (
     "protocol 'paper' is a random item split: the same speakers appear in train and test, "
@@ -64,6 +65,15 @@ RELEASE_PARTITIONS = {"train": ("train",), "val": ("development", "validation"),
 _MAX_VAL_CANDIDATES = 256
 # Seeded speaker orders tried by the k-fold assigner; the best-stratified one wins.
 _KFOLD_ATTEMPTS = 16
+
+
+class TooFewTrainingSpeakers(EmoaugError):
+    """A fold has too few training speakers to hold out the asked validation speakers and still train. A
+    run whose count was the split's default retries with fewer (``train_speakers - 1``, down to 0)."""
+
+    def __init__(self, message: str, train_speakers: int):
+        super().__init__(message)
+        self.train_speakers = train_speakers
 
 
 @dataclass
@@ -260,9 +270,10 @@ def _check_val_count(n_val: int, n_train_speakers: int, option: str) -> None:
     if not isinstance(n_val, (int, np.integer)) or n_val < 0:
         raise EmoaugError(f"val_speakers: need an integer >= 0, got {n_val!r}")
     if n_val >= n_train_speakers:
-        raise EmoaugError(
+        raise TooFewTrainingSpeakers(
             f"{option}: only {n_train_speakers} training speaker(s) per fold, too few to hold out "
-            f"{n_val} validation speaker(s) and still train (use fewer folds or val_speakers=0)"
+            f"{n_val} validation speaker(s) and still train (use fewer folds or --val-speakers 0)",
+            n_train_speakers,
         )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
+from ..config import RAY_CONNECT_TIMEOUT_S
 from ..errors import EmoaugError
 from .cells import CellResult, JudgeResult, run_cell, run_judge
 from .parallelism import Parallelism
@@ -201,6 +202,43 @@ def import_ray():
     return ray
 
 
+def check_ray_address(address: str, timeout_s: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Raise a one-line :class:`EmoaugError` unless something accepts a TCP connection at ``address``
+    (``host:port`` or ``ray://host:port``) within ``timeout_s``. ``ray.init`` itself retries an address where
+    nothing listens for ever, logging only "Failed to connect to GCS". Addresses without a port ("auto",
+    "local") are left to Ray, which answers those at once."""
+    import socket
+
+    host, port = _host_port(address)
+    if port is None:
+        return
+    if not 0 < port < 65536:
+        raise EmoaugError(f"--ray-address {address}: {port} is not a TCP port (1-65535)")
+    hint = (f"start one with `ray start --head --port {port}` or check the address" if _is_local(host)
+            else "check the address, and that the cluster's port is reachable from here")
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except socket.timeout:
+        raise EmoaugError(f"--ray-address {address}: no Ray cluster answered within {timeout_s:g} s; "
+                          f"{hint}") from None
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise EmoaugError(f"--ray-address {address}: no Ray cluster answered ({reason}); {hint}") from None
+
+
+def _host_port(address: str) -> tuple[str, int | None]:
+    """``host:port``, ``[v6]:port`` or ``ray://host:port`` -> (host, port); port None when there is none."""
+    rest = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return rest, None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _is_local(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 class RayExecutor:
     """Ray tasks: on a local Ray instance (``jobs`` CPUs, loopback only) or the cluster at ``address``.
     Each judge is a task; the cells of its (fold, seed) take its result as a dependency."""
@@ -217,7 +255,12 @@ class RayExecutor:
         options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING,
                    "configure_logging": True}
         if self.address:
-            ray.init(address=self.address, **options)
+            check_ray_address(self.address)
+            try:
+                ray.init(address=self.address, **options)
+            except ConnectionError as err:  # e.g. "auto" with no cluster started on this machine
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise EmoaugError(f"--ray-address {self.address}: {reason}") from None
         else:
             ray.init(num_cpus=self.jobs, _node_ip_address="127.0.0.1", **options)
         return ray, True

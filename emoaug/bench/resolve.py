@@ -5,6 +5,7 @@ any audio is read: generator options are checked by building each generator from
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -31,11 +32,12 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        folds: int | None = None, seeds: int | None = None, seed: int = 0,
                        synthetic_ratio: str | float | None = None, epochs: int | None = None, device: str = "auto",
                        executor: str = "auto", jobs: int = 0, threads: int = 0, ray_address: str | None = None,
-                       on_bad_file: str = "skip", min_duration: float = DEFAULT_MIN_DURATION,
+                       on_bad_file: str = "skip", follow_links: bool = False,
+                       min_duration: float = DEFAULT_MIN_DURATION,
                        max_duration: float = DEFAULT_MAX_DURATION, out: str = "runs", run_name: str | None = None,
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
                        tracking_uri: str | None = None, speaker_norm: bool = False,
-                       precision: str | None = None) -> RunConfig:
+                       precision: str | None = None, val_speakers: int | None = None) -> RunConfig:
     """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
 
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
@@ -59,6 +61,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         raise EmoaugError(f"--folds must be >= 2, got {n_folds}")
     if n_seeds < 1:
         raise EmoaugError(f"--seeds must be >= 1, got {n_seeds}")
+    if val_speakers is not None and val_speakers < 0:
+        raise EmoaugError(f"--val-speakers must be >= 0, got {val_speakers}")
     check_bad_file_policy(on_bad_file)
     check_duration_bounds(min_duration, max_duration)
     check_out_dir(out)
@@ -66,6 +70,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     get_preset(preset or chosen.preset)
     classifier_settings = with_speaker_norm(resolve_classifier(chosen, classifier, epochs, precision, device),
                                             speaker_norm)
+    if val_speakers is not None:  # part of the classifier's settings, hence of every cell's key
+        classifier_settings = dataclasses.replace(classifier_settings, val_speakers=val_speakers)
     resolve_labels(labels, ())  # a known label set ("all" takes the corpus's own labels later)
     for name in [*names, *([baseline] if baseline else [])]:
         require_known_name(name)
@@ -82,16 +88,19 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     resolved_device = resolve_device_name(device)
     parallel = resolve_parallelism(executor, jobs, threads, resolved_device)
     if parallel.executor == "ray":
-        from .executors import import_ray
+        from .executors import check_ray_address, import_ray
 
         import_ray()  # not installed: a one-line error now, not after the corpus is read
+        if ray_address:
+            check_ray_address(ray_address)  # nothing there: the same, within seconds
     return RunConfig(
         corpus=corpus, data_root=data_root, labels=labels, generators=generators,
         generator_configs=generator_configs, protocols=protocols,
         test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline, reference=reference,
         profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
         seed=seed, synthetic_ratio=ratio, curve_ratios=curve, classifier=classifier_settings,
-        device=resolved_device, on_bad_file=on_bad_file, min_duration=float(min_duration),
+        device=resolved_device, on_bad_file=on_bad_file, follow_links=bool(follow_links),
+        min_duration=float(min_duration),
         max_duration=float(max_duration), out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh), speaker_norm=bool(speaker_norm),

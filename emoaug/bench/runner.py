@@ -29,7 +29,7 @@ from ..datasets.base import CorpusScan
 from ..errors import BadAudioError, EmoaugError
 from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
 from ..speaker_norm import mel_statistics, standardise_mels, standardise_vectors, warn_small_speakers
-from ..splits import SPEAKER_INDEPENDENT, audit_splits, make_splits, save_splits
+from ..splits import SPEAKER_INDEPENDENT, TooFewTrainingSpeakers, audit_splits, make_splits, save_splits
 from .arms import MAIN
 from .cells import CellResult, JudgeResult
 from .executors import Jobs, make_executor
@@ -37,7 +37,7 @@ from .parallelism import Parallelism
 from .plan import CellSpec, Plan, Workload, fold_content, plan_run
 from .reference import (ReferenceInputs, ReferenceResult, ReferenceSpec, plan_references, reference_inputs,
                         reference_predictions)
-from .results import RunResult, assemble_results
+from .results import FINISHED, RunResult, assemble_results
 from .store import CellStore
 from .timings import CellActivity, RunTimings
 
@@ -70,7 +70,8 @@ def store_root(config: RunConfig, run_dir: Path) -> Path:
 # ------------------------------------------------------------------------------------------------ inputs
 def read_corpus(config: RunConfig, name: str, data_root: str | None, progress: bool) -> CorpusScan:
     return load_corpus(name, data_root, labels=config.labels, on_bad_file=config.on_bad_file, progress=progress,
-                       min_duration=config.min_duration, max_duration=config.max_duration)
+                       min_duration=config.min_duration, max_duration=config.max_duration,
+                       follow_links=config.follow_links)
 
 
 def check_label_set_covered(scan: CorpusScan, config: RunConfig) -> None:
@@ -187,8 +188,7 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
         speaker_stats = None
         if config.speaker_norm:
             features, functionals, speaker_stats = by_speaker(scan.items, features, functionals)
-        folds = make_splits(scan.items, config.split, n_folds=config.n_folds, seed=config.seed,
-                            val_speakers=config.classifier.val_speakers if config.classifier else None)
+        folds, config = splits_for(scan.items, config)
         audit = audit_splits(scan.items, folds, config.split)
         if config.split not in SPEAKER_INDEPENDENT:
             log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
@@ -206,6 +206,26 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
     with timings.phase("splits"):
         write_inputs(run_dir, workload, scan, test_scan, audit)
     return workload, scan
+
+
+def splits_for(items: pd.DataFrame, config: RunConfig) -> tuple[list, RunConfig]:
+    """The folds, and the config they were made with. When the validation-speaker count is the split's default
+    (no --val-speakers) and a fold of this corpus has too few training speakers for it, fewer are held out (down
+    to 0), said in one line; the returned config carries that count, so that the cells' keys, config.json and
+    the tables all name the settings that were trained. An explicit --val-speakers is never changed."""
+    settings = config.classifier
+    asked = settings.val_speakers if settings else None
+    try:
+        return make_splits(items, config.split, n_folds=config.n_folds, seed=config.seed, val_speakers=asked), config
+    except TooFewTrainingSpeakers as err:
+        if settings is None or asked is not None or err.train_speakers < 1:
+            raise
+        train_speakers = err.train_speakers
+    fewer = train_speakers - 1
+    log.info("validation speakers: %d per fold (a fold of this corpus has only %d training speaker(s), too few for "
+             "the %s profile's default; --val-speakers N sets it)", fewer, train_speakers, config.profile)
+    config = replace(config, classifier=replace(settings, val_speakers=fewer))
+    return make_splits(items, config.split, n_folds=config.n_folds, seed=config.seed, val_speakers=fewer), config
 
 
 def write_inputs(run_dir: Path, workload: Workload, scan: CorpusScan, test_scan: CorpusScan | None,
@@ -251,10 +271,12 @@ def run_benchmark(config: RunConfig, *, progress: bool = False, timings: RunTimi
     timings = timings or RunTimings()
     run_dir = default_run_dir(config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FINISHED).unlink(missing_ok=True)  # a run into this folder again: unfinished until it ends
     io.remove_stale_temporaries(run_dir)
     store = CellStore(store_root(config, run_dir))
     store.clean()
     workload, scan = prepare_workload(config, run_dir, progress, timings)
+    config = workload.config  # the settings the folds were made with (splits_for may hold out fewer speakers)
     with timings.phase("planning"):
         plan = plan_run(workload)
         wanted = plan.all_cells

@@ -12,13 +12,13 @@ from typing import Any
 
 import pandas as pd
 
+from ..config import STORE_LOCK_WAIT_S, TRACKING_REQUEST_TIMEOUT_S
 from .arms import MAIN
 
 log = logging.getLogger("emoaug")
 
 EXPERIMENT = "emoaug"
 MAX_PARAM_LENGTH = 500  # MLflow caps values; long ones (lists of ids) are in the config.json artifact
-STORE_LOCK_WAIT_S = 600.0  # how long a run waits for another one logging into the same sqlite store
 # MLflow's loggers and those of the libraries it logs through (each name and every logger below it)
 MLFLOW_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "huey")
 
@@ -111,7 +111,7 @@ def _quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     # An unreachable tracking server must fail in seconds, not stall the end of a run for minutes of retries.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(TRACKING_REQUEST_TIMEOUT_S))
     import mlflow  # noqa: F401  (mlflow sets its logger levels on import; override them afterwards)
 
     for name in ("mlflow", "alembic", "sqlalchemy"):
@@ -339,7 +339,12 @@ def describe_failure(err: BaseException, tracking_uri: str) -> str:
             reason = current
         current = current.__cause__ or current.__context__
     text = str(reason).strip().splitlines()
-    return f"store {tracking_uri} ({type(reason).__name__}" + (f": {text[0]})" if text else ")")
+    line = f"store {tracking_uri} ({type(reason).__name__}" + (f": {text[0]})" if text else ")")
+    if tracking_uri.startswith(("http://", "https://")) and isinstance(reason, OSError):
+        timeout = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", TRACKING_REQUEST_TIMEOUT_S)  # _quiet_mlflow's
+        line += (f"; no MLflow server answered within {timeout} s: check that one runs there "
+                 "(mlflow server --host HOST --port PORT) or pass --no-mlflow")
+    return line
 
 
 def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, result, generator: str,
