@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -24,6 +25,14 @@ def emodb_root(tmp_path_factory):
 def args_for(root: Path, tmp: Path, *extra: str) -> list[str]:
     return ["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--gen", "none,vae",
             "--protocol", "augment", "--out", str(tmp / "runs"), "--store", str(tmp / "store"), "--no-mlflow", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(emodb_root, tmp_path_factory) -> Path:
+    """A folder holding one finished run (``runs/``) and its cell store (``store/``), made once per module."""
+    tmp = tmp_path_factory.mktemp("finished")
+    assert main(args_for(emodb_root, tmp)) == 0
+    return tmp
 
 
 def run_dir_of(tmp: Path) -> Path:
@@ -49,9 +58,9 @@ def damage(path: Path, how: str) -> None:
         ("checkpoints/*/*.pt", "truncate"),
     ],
 )
-def test_damaged_store_entries_are_recomputed_with_one_warning(emodb_root, tmp_path, capsys, target, how):
+def test_damaged_store_entries_are_recomputed_with_one_warning(emodb_root, finished, tmp_path, capsys, target, how):
+    shutil.copytree(finished, tmp_path, dirs_exist_ok=True)  # a finished run and its store, one copy per case
     args = args_for(emodb_root, tmp_path)
-    assert main(args) == 0
     first = pd.read_csv(run_dir_of(tmp_path) / "predictions.csv")
     victims = sorted((tmp_path / "store").glob(target))
     assert victims, target
