@@ -181,6 +181,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     config = resolve_run_config(**run_options(args))
     from .reports.run_report import render_run
+    from .bench.results import mark_finished
     from .bench.runner import default_run_dir, run_benchmark
     from .bench.timings import RunTimings
 
@@ -204,11 +205,10 @@ def command_run(args: argparse.Namespace) -> int:
         timings.write(run_dir)
         if run_id is not None:
             track_timings(config, run_id, timings, run_dir)
-    from .bench.results import mark_finished
-
     mark_finished(result.run_dir)  # the very last file: report and leaderboard count only marked runs
     print(timings.line())
     return 0
+
 
 def check_run_dir(run_dir: Path) -> None:
     """A re-run writes into the run folder the same command wrote before: like --out itself (checked with the
