@@ -77,6 +77,19 @@ def audio_files(directory: Path, *, suffixes: Iterable[str] = AUDIO_SUFFIXES, re
     )
 
 
+def release_folder(root: Path, looks_like_release) -> Path:
+    """``root`` when it is a corpus release (``looks_like_release(root)``), else the one folder below it that is
+    (a copy unpacked as ``DIR/MSP-IMPROV/``); ``root`` again when none or several are."""
+    if not root.is_dir() or looks_like_release(root):
+        return root
+    try:
+        children = sorted(c for c in root.iterdir() if c.is_dir() and not c.name.startswith("."))
+    except OSError:
+        return root
+    releases = [child for child in children if looks_like_release(child)]
+    return releases[0] if len(releases) == 1 else root
+
+
 def skip_entry(path: Path | str, reason: str, stage: str = "scan") -> dict:
     return {"path": str(path), "reason": reason, "stage": stage}
 

@@ -56,7 +56,7 @@ import math
 from pathlib import Path
 
 from ..errors import EmoaugError
-from . import audio_files, skip_entry
+from . import audio_files, release_folder, skip_entry
 
 NAME = "msp-podcast"
 ALL_EMOTIONS = ("neutral", "happy", "sad", "angry", "fear", "disgust", "surprise", "contempt", "other")
@@ -91,14 +91,7 @@ def _looks_like_release(folder: Path) -> bool:
 
 def _corpus_dir(root: Path) -> Path:
     """The release folder itself, or the one folder below ``root`` that looks like it."""
-    if not root.is_dir() or _looks_like_release(root):
-        return root
-    try:
-        children = sorted(c for c in root.iterdir() if c.is_dir() and not c.name.startswith("."))
-    except OSError:
-        return root
-    releases = [child for child in children if _looks_like_release(child)]
-    return releases[0] if len(releases) == 1 else root
+    return release_folder(root, _looks_like_release)
 
 
 def label_file(root: Path) -> Path | None:
