@@ -97,10 +97,7 @@ class MelScale:
 
     def apply(self, fs: FeatureSet, normaliser: Normaliser) -> np.ndarray:
         """Rows of ``fs`` on the [-1, 1] scale, float32 ``[N, M, T]`` (converted a block of rows at a time)."""
-        out = np.empty(tuple(fs.x.shape), dtype=np.float32)
-        for start, db in zip(range(0, len(fs), CHUNK_ROWS), _db_chunks(fs, normaliser)):
-            out[start:start + len(db)] = self.from_db(db)
-        return out
+        return _blockwise(fs, normaliser, self.from_db)
 
     def from_db(self, db: np.ndarray) -> np.ndarray:
         return (2.0 * (db - self.low_db) / (self.high_db - self.low_db) - 1.0).astype(np.float32)
@@ -116,12 +113,17 @@ def _db_chunks(fs: FeatureSet, normaliser: Normaliser):
         yield np.asarray(normaliser.to_db(x[start:start + CHUNK_ROWS]), dtype=np.float32)
 
 
-def to_db(fs: FeatureSet, normaliser: Normaliser) -> np.ndarray:
-    """Undo the fold's normalisation: float32 dB array ``[N, M, T]`` (converted a block of rows at a time)."""
+def _blockwise(fs: FeatureSet, normaliser: Normaliser, convert) -> np.ndarray:
+    """``convert`` applied to the rows of ``fs`` in dB, a block at a time, into one float32 ``[N, M, T]`` array."""
     out = np.empty(tuple(fs.x.shape), dtype=np.float32)
     for start, db in zip(range(0, len(fs), CHUNK_ROWS), _db_chunks(fs, normaliser)):
-        out[start:start + len(db)] = db
+        out[start:start + len(db)] = convert(db)
     return out
+
+
+def to_db(fs: FeatureSet, normaliser: Normaliser) -> np.ndarray:
+    """Undo the fold's normalisation: float32 dB array ``[N, M, T]`` (converted a block of rows at a time)."""
+    return _blockwise(fs, normaliser, lambda db: db)
 
 
 # ------------------------------------------------------------------------------------------ MAD

@@ -123,10 +123,6 @@ def _worker_cell(spec: CellSpec, judge: JudgeResult, checkpoint: dict | None) ->
     return run_cell(spec, _WORKLOAD, judge, checkpoint)
 
 
-def _worker_reference(inputs: ReferenceInputs, threads: int) -> ReferenceResult:
-    return run_reference(inputs, threads)
-
-
 class ProcessExecutor:
     """A local pool of ``jobs`` worker processes (spawned: torch and fork do not mix), each holding the
     workload once; judges first, each judge's cells as soon as it is done."""
@@ -156,7 +152,7 @@ class ProcessExecutor:
                 if key in judges:
                     submit_cells(waiting.pop(key))
             for spec in jobs.references:  # queued behind the judges, beside the cells
-                running[pool.submit(_worker_reference, jobs.reference_inputs(spec), self.threads)] = "reference"
+                running[pool.submit(run_reference, jobs.reference_inputs(spec), self.threads)] = "reference"
             try:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -188,10 +184,6 @@ def _ray_cell(workload: Workload, spec: CellSpec, judge: JudgeResult, checkpoint
               threads: int) -> CellResult:
     set_threads(threads)
     return run_cell(spec, workload, judge, checkpoint)
-
-
-def _ray_reference(inputs: ReferenceInputs, threads: int) -> ReferenceResult:
-    return run_reference(inputs, threads)
 
 
 def import_ray():
@@ -285,7 +277,7 @@ class RayExecutor:
             ref = judge_task.remote(workload, spec, self.threads)
             judge_refs[spec.key] = ref
             pending[ref] = "judge"
-        reference_task = ray.remote(num_cpus=self.threads)(_ray_reference)
+        reference_task = ray.remote(num_cpus=self.threads)(run_reference)
         for spec in jobs.references:
             inputs = jobs.reference_inputs(spec)
             if remote:

@@ -63,7 +63,6 @@ def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tupl
     confusions = {g: table for (g, arm), table in all_confusions.items() if arm == MAIN}
     arm_confusions = {key: table for key, table in all_confusions.items() if key[1] != MAIN}
     run = Path(run_dir)
-    (run / FINISHED).unlink(missing_ok=True)  # a run into this folder again: unfinished until it ends
     io.write_csv(run / "predictions.csv", predictions)
     io.write_csv(run / "fold_metrics.csv", fold_metrics)
     io.write_csv(run / "summary.csv", summary)
