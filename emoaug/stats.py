@@ -13,6 +13,12 @@ speakers. For the per-cell differences ``d = metric(generator) - metric(baseline
 With 5 folds x 1 seed the smallest two-sided exact Wilcoxon p-value is 2 / 2**5 = 0.0625: a quick run can
 show a consistent direction but never "significance" at 0.05; that needs more folds or seeds.
 
+What a non-significant comparison rules out: each row also carries the minimum detectable effect (MDE), the
+smallest true mean difference that the paired t-test would call significant at ``alpha`` with probability
+``power``, for the observed standard deviation of the differences and the number of pairs
+(:func:`minimum_detectable_effect`). "No significant difference" with an MDE of 3 pp rules out true effects
+larger than about 3 pp (at that power), not effects in general.
+
 Functions only compute; nothing here prints.
 """
 
@@ -24,8 +30,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
+from scipy.optimize import brentq
 
 TESTS = ("wilcoxon", "ttest")
+#: the significance level and power every comparison's MDE is given for (no run option changes them)
+DEFAULT_ALPHA = 0.05
+DEFAULT_POWER = 0.80
 
 
 def bootstrap_mean_ci(differences: Sequence[float], *, confidence: float = 0.95, n_boot: int = 10_000,
@@ -78,14 +88,78 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
+def paired_t_power(effect_size: float, n: int, *, alpha: float = DEFAULT_ALPHA) -> float:
+    """Power of the two-sided one-sample (paired) t-test with ``n`` pairs when the true mean difference is
+    ``effect_size`` standard deviations: both tails of the noncentral t beyond the critical value."""
+    df = n - 1
+    critical = scipy_stats.t.ppf(1 - alpha / 2, df)
+    noncentrality = effect_size * math.sqrt(n)
+    # the lower tail as sf(., -nc): scipy's nct.cdf returns NaN far in the tail for large nc
+    return float(scipy_stats.nct.sf(critical, df, noncentrality) + scipy_stats.nct.sf(critical, df, -noncentrality))
+
+
+def minimum_detectable_effect(sd: float, n: int, *, alpha: float = DEFAULT_ALPHA,
+                              power: float = DEFAULT_POWER) -> float:
+    """Smallest true mean difference that the two-sided paired t-test on ``n`` pairs detects at ``alpha`` with
+    probability ``power``, when the differences have standard deviation ``sd`` (same unit as ``sd``).
+
+    Solved exactly with the noncentral t distribution, not the normal approximation
+    ``(z_{1-alpha/2} + z_power) * sd / sqrt(n)``, which is 25 % too small at 5 pairs. NaN for fewer than 2
+    pairs or a non-finite ``sd``; 0 for ``sd == 0`` (a constant shift has no noise to hide in).
+
+    It is given for the t-test, although the tables' p-values are Wilcoxon's, because the t-test's power has
+    this closed form while Wilcoxon's depends on the shape of the differences; for normal differences
+    Wilcoxon's asymptotic relative efficiency is 3/pi ~ 0.955, so from about 10 pairs on its power at this
+    effect is a few points lower (about 0.77 instead of 0.80 at 10 to 15 pairs, simulated). Below that the
+    exact Wilcoxon test is coarser still (about 0.63 at 6 pairs), and with 5 or fewer pairs it cannot reach
+    0.05 at all (:func:`detectable_effect` says so).
+    """
+    if not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"minimum_detectable_effect: alpha and power must be in (0, 1), got {alpha}, {power}")
+    if n < 2 or not math.isfinite(sd):
+        return math.nan
+    if sd == 0:
+        return 0.0
+    if power <= alpha:  # a zero effect is already "detected" with probability alpha
+        return 0.0
+    upper = 1.0
+    while paired_t_power(upper, n, alpha=alpha) < power:  # bracket the root (power rises with the effect)
+        upper *= 2
+    effect_size = brentq(lambda e: paired_t_power(e, n, alpha=alpha) - power, 0.0, upper, xtol=1e-10)
+    return float(effect_size * abs(sd))
+
+
+def smallest_wilcoxon_p(n: int) -> float:
+    """Smallest two-sided p-value of the exact Wilcoxon signed-rank test on ``n`` non-zero differences: every
+    difference on the same side, probability 2 / 2**n under the null (scipy computes small samples exactly)."""
+    return min(1.0, 2.0 / 2.0**n) if n >= 1 else 1.0
+
+
+def detectable_effect(differences: Sequence[float], test: str = "wilcoxon", *, alpha: float = DEFAULT_ALPHA,
+                      power: float = DEFAULT_POWER) -> float:
+    """The MDE of one comparison: :func:`minimum_detectable_effect` of the differences' sample standard
+    deviation, or infinity when ``test`` is Wilcoxon and its smallest possible p-value with this many pairs is
+    above ``alpha`` -- then no effect, however large, can be significant, and a non-significant result rules
+    nothing out (5 folds x 1 seed at alpha 0.05)."""
+    d = np.asarray(differences, dtype=np.float64)
+    if d.size < 2:
+        return math.nan
+    if test == "wilcoxon" and smallest_wilcoxon_p(d.size) > alpha:
+        return math.inf
+    return minimum_detectable_effect(float(d.std(ddof=1)), int(d.size), alpha=alpha, power=power)
+
+
 def paired_comparison(values: pd.DataFrame, baseline: str, *, metric: str, test: str = "wilcoxon",
-                      confidence: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> pd.DataFrame:
+                      confidence: float = 0.95, n_boot: int = 10_000, seed: int = 0, alpha: float = DEFAULT_ALPHA,
+                      power: float = DEFAULT_POWER) -> pd.DataFrame:
     """Compare every generator with ``baseline`` on ``metric``, paired by (seed, fold).
 
     ``values``: tidy rows ``generator, seed, fold, metric, value`` (the runner's ``fold_metrics``). Only
     cells present for both the generator and the baseline are paired. Returns one row per generator
     (baseline excluded): ``generator, metric, n_pairs, mean_diff, ci_low, ci_high, p_value, p_holm,
-    test, confidence``; differences are in the metric's own unit (fractions for WA/UA).
+    sd_diff, mde, test, confidence, alpha, power``; differences, their standard deviation and the MDE
+    (:func:`detectable_effect`, at ``alpha`` before Holm's correction) are in the metric's own unit
+    (fractions for WA/UA).
     """
     picked = values[values["metric"] == metric]
     wide = picked.pivot_table(index=["seed", "fold"], columns="generator", values="value", aggfunc="first")
@@ -100,8 +174,11 @@ def paired_comparison(values: pd.DataFrame, baseline: str, *, metric: str, test:
         low, high = bootstrap_mean_ci(d, confidence=confidence, n_boot=n_boot, seed=seed)
         rows.append({"generator": generator, "metric": metric, "n_pairs": int(d.size),
                      "mean_diff": float(d.mean()) if d.size else math.nan, "ci_low": low, "ci_high": high,
-                     "p_value": paired_p_value(d, test), "test": test, "confidence": confidence})
+                     "p_value": paired_p_value(d, test),
+                     "sd_diff": float(d.std(ddof=1)) if d.size > 1 else math.nan,
+                     "mde": detectable_effect(d, test, alpha=alpha, power=power), "test": test,
+                     "confidence": confidence, "alpha": alpha, "power": power})
     frame = pd.DataFrame(rows, columns=["generator", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high",
-                                        "p_value", "test", "confidence"])
+                                        "p_value", "sd_diff", "mde", "test", "confidence", "alpha", "power"])
     frame.insert(frame.columns.get_loc("p_value") + 1, "p_holm", holm(frame["p_value"].to_numpy()))
     return frame

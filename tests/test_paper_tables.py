@@ -12,6 +12,7 @@ from emoaug.config import RunConfig
 from emoaug.reports.paper_tables import (chosen_generator, confusion_table, kim_confusions, kim_table05,
                                          kim_table12, malik_table02, malik_table03, paper_tables)
 from emoaug.reports.reference import reference_table
+from emoaug.reports.tables import MDE_HEADER
 
 LABELS = ("neutral", "happy", "sad", "angry", "fear", "disgust")
 
@@ -189,17 +190,21 @@ def test_arm_comparisons_pair_each_arm_with_nones_reference_arm():
 def test_table05_and_malik02_show_the_stored_paired_comparisons():
     comparisons = pd.DataFrame([
         {"generator": "diffusion", "arm": "clarity_true_label", "metric": "ua", "mean_diff": -0.121,
-         "ci_low": -0.178, "ci_high": -0.075, "p_value": 0.0625, "p_holm": 0.125},
+         "ci_low": -0.178, "ci_high": -0.075, "p_value": 0.0625, "p_holm": 0.125, "mde": float("inf")},
         {"generator": "diffusion", "arm": "main", "metric": "ua", "mean_diff": 0.05, "ci_low": -0.01,
-         "ci_high": 0.11, "p_value": 0.3, "p_holm": 0.6}])
+         "ci_high": 0.11, "p_value": 0.3, "p_holm": 0.6, "mde": 0.0463}])
     t05 = kim_table05(hand_summary(), "emodb", comparisons)
     enhanced = t05[t05["judge scores"].str.contains("true emotion")].iloc[0]
     assert enhanced["paired ΔUA pp vs original [95% CI]"] == "-12.1 [-17.8, -7.5]"
     assert enhanced["p / p_Holm"] == "0.0625 / 0.125"
     assert t05.iloc[0]["paired ΔUA pp vs original [95% CI]"] == ""  # the original row is the reference
+    assert enhanced[MDE_HEADER] == "not reachable" and t05.iloc[0][MDE_HEADER] == ""
     t02 = malik_table02(hand_summary(), "emodb", comparisons).set_index("generator / study")
     assert t02.loc["diffusion", "paired improvement [95% CI]"] == "+5.0 [-1.0, +11.0]"
+    assert t02.loc["diffusion", MDE_HEADER] == "4.6"
     assert t02.loc["dcgan", "paired improvement [95% CI]"] == ""  # not computed for it here
+    older = malik_table02(hand_summary(), "emodb", comparisons.drop(columns="mde")).set_index("generator / study")
+    assert older.loc["diffusion", MDE_HEADER] == "—"  # comparisons.csv written before the MDE existed
 
 
 def test_mlflow_child_runs_share_metric_names_across_generators_and_arms():
@@ -214,3 +219,17 @@ def test_mlflow_child_runs_share_metric_names_across_generators_and_arms():
     # the same names in every child run (no generator or arm in them): MLflow compares them side by side
     assert {"ua", "ua_fold_mean", "ua_fold_std", "wa", "wa_fold_mean"} <= set(main) & set(clarity)
     assert arm_metrics(summary, "diffusion", "no such arm") == {}
+
+
+def test_mlflow_metrics_carry_the_mde_next_to_the_ci():
+    from emoaug.bench.tracking import curve_metrics, paired_metrics
+
+    comparisons = pd.DataFrame([{"generator": "diffusion", "arm": "main", "metric": "ua", "mean_diff": 0.05,
+                                 "ci_low": -0.01, "ci_high": 0.11, "p_value": 0.3, "p_holm": 0.6, "mde": 0.0463}])
+    logged = paired_metrics(comparisons, "diffusion", "main")
+    assert logged["ua_diff_mde"] == pytest.approx(0.0463) and logged["ua_diff_ci_low"] == pytest.approx(-0.01)
+    point = {"generator": "diffusion", "arm": "main", "synthetic_ratio": 2.0, "ua_fold_mean": 0.7,
+             "ua_paired_diff": 0.02, "ua_ci_low": -0.01, "ua_ci_high": 0.05, "ua_p_holm": 0.5,
+             "n_synthetic_rows": 200.0}
+    assert curve_metrics(pd.DataFrame([{**point, "ua_mde": 0.03}]), "diffusion", "main")["ratio_2/ua_diff_mde"] == 0.03
+    assert "ratio_2/ua_diff_mde" not in curve_metrics(pd.DataFrame([point]), "diffusion", "main")  # an old curve

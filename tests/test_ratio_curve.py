@@ -117,6 +117,7 @@ def test_holm_runs_over_every_point_of_the_curve():
         diff = ua[(row.generator, row.synthetic_ratio)] - ua[("none", 0.0)]
         assert row.ua_paired_diff == pytest.approx(diff.mean())
         assert row.ua_ci_low <= row.ua_paired_diff <= row.ua_ci_high and row.ua_pairs == 12
+        assert row.ua_mde == pytest.approx(stats.minimum_detectable_effect(diff.std(ddof=1), 12))  # 12 pairs: reachable
     assert np.allclose(own["ua_p_holm"], stats.holm(own["ua_p"].to_numpy()))  # one family of 4 points
     assert (own["ua_p_holm"] >= own["ua_p"]).all() and pd.isna(curve.iloc[0]["ua_p"])
 

@@ -10,7 +10,7 @@ from emoaug import metrics
 from emoaug.bench.aggregate import generator_summary
 from emoaug.errors import EmoaugError
 from emoaug.reports.reference import available_reference_tables, malik2023_table01, reference_table
-from emoaug.reports.tables import generator_table, to_latex, to_markdown, to_text
+from emoaug.reports.tables import MDE_HEADER, QUALITY_NOTE, generator_table, to_latex, to_markdown, to_text
 
 LABELS = ("neutral", "angry")
 # per (fold) UA of each generator, chosen so that every fold's predictions give exactly these values
@@ -127,3 +127,67 @@ def test_recall_bars_render_the_confusion_diagonals(tmp_path):
     other = pd.DataFrame([[1.0]], index=["sad"], columns=["sad"])
     with pytest.raises(ValueError, match="other labels"):
         recall_bars({"none": good, "odd": other}, "recall", tmp_path / "bad.png")
+
+
+def test_five_pairs_have_no_reachable_mde_and_the_table_says_so():
+    # 5 folds x 1 seed: the exact two-sided Wilcoxon p is at least 2 / 2**5 = 0.0625 > 0.05
+    summary = generator_summary(*frames()).set_index("generator")
+    assert summary.loc["vae", "ua_mde"] == float("inf") and pd.isna(summary.loc["none", "ua_mde"])
+    table = generator_table(summary.reset_index())
+    assert MDE_HEADER == "MDE pp (80 % power, α 0.05)"
+    assert table.set_index("generator").loc["vae", MDE_HEADER] == "not reachable"
+    assert table.set_index("generator").loc["none", MDE_HEADER] == ""  # no comparison, no MDE
+    markdown = to_markdown(table, "title", QUALITY_NOTE)
+    assert MDE_HEADER in markdown and "not reachable" in markdown and "rules out effects larger than" in markdown
+
+
+def paired_rows(**extra) -> list[dict]:
+    """A generators.csv-like row of a run with 15 pairs, with ``extra`` columns."""
+    return [{"generator": "vae", "ua": 0.7, "ua_paired_diff": 0.012, "ua_ci_low": -0.01, "ua_ci_high": 0.034,
+             "ua_p": 0.3, "ua_p_holm": 0.6, "ua_pairs": 15, **extra}]
+
+
+def test_the_generator_table_shows_the_stored_mde_and_a_dash_for_runs_without_it():
+    assert generator_table(pd.DataFrame(paired_rows(ua_mde=0.0312))).loc[0, MDE_HEADER] == "3.1"
+    assert generator_table(pd.DataFrame(paired_rows())).loc[0, MDE_HEADER] == "—"  # written before the MDE
+
+
+def test_the_ratio_curve_table_shows_the_mde_of_each_point():
+    from emoaug.reports.tables import ratio_curve_table
+
+    point = {"arm": "main", "n_synthetic_rows": 100.0, "n_cells": 15, "ua_fold_mean": 0.7, "ua_fold_std": 0.05,
+             "wa_fold_mean": 0.71, "ua_ci_low": -0.01, "ua_ci_high": 0.03, "ua_p": 0.2, "ua_p_holm": 0.4}
+    curve = pd.DataFrame([{**point, "generator": "none", "synthetic_ratio": 0.0, "ua_paired_diff": float("nan"),
+                           "ua_mde": float("nan")},
+                          {**point, "generator": "vae", "synthetic_ratio": 1.0, "ua_paired_diff": 0.01,
+                           "ua_mde": 0.0275},
+                          {**point, "generator": "vae", "synthetic_ratio": 2.0, "ua_paired_diff": 0.02,
+                           "ua_mde": float("inf")}])
+    assert ratio_curve_table(curve)[MDE_HEADER].tolist() == ["", "2.8", "not reachable"]
+    assert ratio_curve_table(curve.drop(columns="ua_mde"))[MDE_HEADER].tolist() == ["", "—", "—"]  # an old curve
+
+
+def test_the_leaderboard_reads_the_runs_mde_and_shows_a_dash_for_older_runs(tmp_path):
+    from emoaug.reports.leaderboard import display_table, order_rows, run_rows
+
+    rows = []
+    for name, extra in (("new", {"ua_mde": 0.0312}), ("old", {})):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "config.json").write_text(f'{{"corpus": "emodb", "seed": {len(rows)}}}')  # two protocols
+        pd.DataFrame([{"item_id": "a", "sha1": "0", "emotion": "angry", "speaker": "03"}]).to_csv(
+            run / "manifest.csv", index=False)
+        pd.DataFrame([{"generator": "none", "ua": 0.69}, *paired_rows(**extra)]).to_csv(run / "generators.csv",
+                                                                                      index=False)
+        rows += run_rows(run)
+    frame = order_rows(pd.DataFrame(rows, columns=leaderboard_columns()).assign(also_in_runs=0))
+    table = display_table(frame).assign(run=frame["run"].tolist())
+    cells = table.set_index(["run", "generator"])[MDE_HEADER]
+    assert cells[("new", "vae")] == "3.1" and cells[("old", "vae")] == "—" and cells[("new", "none")] == ""
+
+
+def leaderboard_columns() -> list[str]:
+    from emoaug.reports.leaderboard import COLUMNS
+
+    assert "ua_mde" in COLUMNS  # written to leaderboard.csv
+    return COLUMNS

@@ -21,7 +21,8 @@ def generator_summary(summary: pd.DataFrame, quality: pd.DataFrame, timings: pd.
                       fold_metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """``delta_<m>_vs_none``: pooled difference; with ``fold_metrics``, also the paired (seed, fold)
     comparison of UA with ``none`` (:func:`emoaug.stats.paired_comparison`): ``ua_paired_diff``,
-    ``ua_ci_low``/``ua_ci_high`` (bootstrap 95 %), ``ua_p`` (Wilcoxon) and ``ua_p_holm``."""
+    ``ua_ci_low``/``ua_ci_high`` (bootstrap 95 %), ``ua_p`` (Wilcoxon), ``ua_p_holm`` and ``ua_mde`` (the
+    minimum detectable effect at 80 % power and alpha 0.05; infinite where Wilcoxon cannot reach alpha)."""
     order = list(dict.fromkeys(summary["generator"]))
     picked = summary[summary["metric"].isin(CLASSIFICATION_METRICS)]
     wide = picked.pivot(index="generator", columns="metric", values=["pooled", "fold_mean", "fold_std"])
@@ -32,9 +33,10 @@ def generator_summary(summary: pd.DataFrame, quality: pd.DataFrame, timings: pd.
             frame[f"delta_{metric}_vs_{BASELINE}"] = frame[metric] - frame.loc[BASELINE, metric]
         if fold_metrics is not None and len(order) > 1:
             paired = stats.paired_comparison(fold_metrics, BASELINE, metric="ua").set_index("generator")
-            frame = frame.join(paired[["mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n_pairs"]].rename(
+            columns = ["mean_diff", "ci_low", "ci_high", "p_value", "p_holm", "n_pairs", "mde"]
+            frame = frame.join(paired[columns].rename(
                 columns={"mean_diff": "ua_paired_diff", "ci_low": "ua_ci_low", "ci_high": "ua_ci_high",
-                         "p_value": "ua_p", "p_holm": "ua_p_holm", "n_pairs": "ua_pairs"}))
+                         "p_value": "ua_p", "p_holm": "ua_p_holm", "n_pairs": "ua_pairs", "mde": "ua_mde"}))
     overall = quality[(quality["emotion"] == "overall") & quality["measure"].isin(QUALITY_MEASURES)]
     if not overall.empty:
         means = overall.groupby(["generator", "measure"])["value"].mean().unstack("measure")
@@ -55,7 +57,7 @@ def arm_comparisons(fold_metrics: pd.DataFrame, metrics: tuple[str, ...] = COMPA
     """Every (generator, arm) against ``none``'s reference arm, paired by (seed, fold)
     (:func:`emoaug.stats.paired_comparison`); Holm's correction runs across generators within each
     (arm, metric). Columns: ``generator, arm, reference_arm, metric, n_pairs, mean_diff, ci_low, ci_high,
-    p_value, p_holm, test, confidence``."""
+    p_value, p_holm, sd_diff, mde, test, confidence, alpha, power``."""
     parts = []
     for arm in dict.fromkeys(fold_metrics["arm"]):
         reference_arm = REFERENCE_ARM.get(arm, MAIN)
@@ -69,7 +71,7 @@ def arm_comparisons(fold_metrics: pd.DataFrame, metrics: tuple[str, ...] = COMPA
             table.insert(2, "reference_arm", reference_arm)
             parts.append(table)
     columns = ["generator", "arm", "reference_arm", "metric", "n_pairs", "mean_diff", "ci_low", "ci_high", "p_value",
-               "p_holm", "test", "confidence"]
+               "p_holm", "sd_diff", "mde", "test", "confidence", "alpha", "power"]
     return pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
 
 

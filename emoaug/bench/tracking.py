@@ -61,7 +61,9 @@ def arm_metrics(summary: pd.DataFrame, generator: str, arm: str) -> dict[str, fl
 
 
 def paired_metrics(comparisons: pd.DataFrame, generator: str, arm: str) -> dict[str, float]:
-    """The paired comparison with ``none`` of this (generator, arm): ``ua_diff_vs_none``, its CI and p."""
+    """The paired comparison with ``none`` of this (generator, arm): ``ua_diff_vs_none``, its CI, p and minimum
+    detectable effect ``ua_diff_mde`` (infinite where Wilcoxon cannot reach alpha; MLflow's SQL store keeps
+    that as the largest float)."""
     if comparisons.empty or "generator" not in comparisons:
         return {}
     rows = comparisons[(comparisons["generator"] == generator) & (comparisons["arm"] == arm)]
@@ -69,7 +71,8 @@ def paired_metrics(comparisons: pd.DataFrame, generator: str, arm: str) -> dict[
     for row in rows.to_dict("records"):
         metric = row.get("metric", "ua")
         for column, name in (("mean_diff", "diff_vs_none"), ("ci_low", "diff_ci_low"),
-                             ("ci_high", "diff_ci_high"), ("p_value", "p_vs_none"), ("p_holm", "p_holm_vs_none")):
+                             ("ci_high", "diff_ci_high"), ("mde", "diff_mde"), ("p_value", "p_vs_none"),
+                             ("p_holm", "p_holm_vs_none")):
             if column in row and pd.notna(row[column]):
                 values[metric_key(f"{metric}_{name}")] = float(row[column])
     return values
@@ -77,7 +80,8 @@ def paired_metrics(comparisons: pd.DataFrame, generator: str, arm: str) -> dict[
 
 def curve_metrics(curve: pd.DataFrame | None, generator: str, arm: str) -> dict[str, float]:
     """This (generator, arm)'s synthetic-ratio curve: ``ratio_<r>/ua_fold_mean``, ``ratio_<r>/ua_diff_vs_none``,
-    its CI and Holm-corrected p per ratio (a ratio is no MLflow step, so it is in the name)."""
+    its CI, minimum detectable effect and Holm-corrected p per ratio (a ratio is no MLflow step, so it is in the
+    name)."""
     if curve is None or curve.empty:
         return {}
     rows = curve[(curve["generator"] == generator) & (curve["arm"] == arm)]
@@ -85,8 +89,9 @@ def curve_metrics(curve: pd.DataFrame | None, generator: str, arm: str) -> dict[
     for row in rows.to_dict("records"):
         for column, name in (("ua_fold_mean", "ua_fold_mean"), ("ua_paired_diff", "ua_diff_vs_none"),
                              ("ua_ci_low", "ua_diff_ci_low"), ("ua_ci_high", "ua_diff_ci_high"),
-                             ("ua_p_holm", "ua_p_holm_vs_none"), ("n_synthetic_rows", "n_synthetic_rows")):
-            if pd.notna(row[column]):
+                             ("ua_mde", "ua_diff_mde"), ("ua_p_holm", "ua_p_holm_vs_none"),
+                             ("n_synthetic_rows", "n_synthetic_rows")):
+            if pd.notna(row.get(column)):  # ua_mde is absent from curves written before it existed
                 values[metric_key(f"ratio_{row['synthetic_ratio']:g}/{name}")] = float(row[column])
     return values
 

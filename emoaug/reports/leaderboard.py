@@ -23,7 +23,8 @@ from .. import storage as io
 from ..bench.plan import content_of
 from ..bench.results import run_folders, unfinished_reason
 from ..storage import stable_hash
-from .tables import REFERENCE_LABEL, number_cell, p_cell, paired_cell, rate_cell, to_markdown
+from .tables import (MDE_HEADER, MDE_NOTE, REFERENCE_LABEL, mde_cell, number_cell, p_cell, paired_cell, rate_cell,
+                     to_markdown)
 
 log = logging.getLogger("emoaug")
 
@@ -33,8 +34,8 @@ PROTOCOL_FIELDS = ("profile", "preset", "preset_settings", "classifier", "labels
 BASELINE = "none"
 COLUMNS = ["protocol", "corpus", "data", "generator", "generator_config", "real_ua", "real_ua_fold_mean", "ua",
            "ua_fold_mean", "ua_fold_std", "ua_paired_diff", "ua_ci_low", "ua_ci_high", "ua_p", "ua_p_holm",
-           "ua_pairs", "mad", "fd", "generator_fit_s", "generate_s", "device", "run", "finished", "also_in_runs",
-           "protocol_settings"]
+           "ua_pairs", "ua_mde", "mad", "fd", "generator_fit_s", "generate_s", "device", "run", "finished",
+           "also_in_runs", "protocol_settings"]
 
 
 def finished_runs(out: Path) -> tuple[list[Path], list[str]]:
@@ -145,7 +146,8 @@ def display_table(group: pd.DataFrame) -> pd.DataFrame:
         rows.append({"corpus": corpus, "generator": name, "real-only UA %": rate_cell(row, "real_ua"),
                      "UA %": rate_cell(row, "ua"),
                      "paired ΔUA pp [95% CI]": paired_cell(row.ua_paired_diff, row.ua_ci_low, row.ua_ci_high),
-                     "p / p_Holm": p_cell(row.ua_p, row.ua_p_holm), "MAD": number_cell(row.mad, ".4f"),
+                     "p / p_Holm": p_cell(row.ua_p, row.ua_p_holm),
+                     MDE_HEADER: mde_cell(row.ua_mde, row.ua_paired_diff), "MAD": number_cell(row.mad, ".4f"),
                      "FD": number_cell(row.fd, ".3g"), "fit s": number_cell(row.generator_fit_s, ".1f"),
                      "sample s": number_cell(row.generate_s, ".1f"), "device": row.device,
                      "run": row.run + (f" (+{int(row.also_in_runs)})" if row.also_in_runs else "")})
@@ -155,7 +157,8 @@ def display_table(group: pd.DataFrame) -> pd.DataFrame:
 NOTE = ("UA = unweighted mean of per-class recall, pooled over the run's test folds (fold mean ± std over (seed, "
         "fold) cells); real-only UA = `none`, the same classifier without synthetic rows, on the same cells. "
         "Paired ΔUA = mean over cells of UA minus `none`'s UA in the same cell, bootstrap 95 % CI; p = two-sided "
-        "Wilcoxon, p_Holm corrected across the generators of the run that produced the row. MAD, FD and seconds "
+        "Wilcoxon, p_Holm corrected across the generators of the run that produced the row. " + MDE_NOTE + " "
+        "— = a run written before the MDE was stored. MAD, FD and seconds "
         "(generator fit and sampling, mean per fold) as in each run's generator table; seconds depend on the "
         "device. A corpus's content hash is shown when the group holds two copies of it. run: the run folder "
         "(+N: other runs with the same row).")

@@ -22,7 +22,7 @@ from ..bench.arms import (CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROS
                             SYNTHETIC_ONLY)
 from .reference import malik2023_table01, reference_table
 from ..classifiers.classic import REFERENCE_NAME
-from .tables import REFERENCE_LABEL, p_cell, paired_cell, reference_note
+from .tables import MDE_HEADER, MDE_NOTE, REFERENCE_LABEL, mde_cell, p_cell, paired_cell, reference_note
 
 BASELINE = "none"
 #: our corpus name -> the dataset name in Kim & Lee's tables
@@ -100,9 +100,10 @@ def signed(value) -> str:
 
 
 def paired(comparisons: pd.DataFrame | None, generator: str, arm: str, name: str) -> dict[str, str]:
-    """The stored paired comparison with ``none`` (emoaug.bench.aggregate.arm_comparisons) as two cells:
-    ``mean [95 % CI]`` in pp and ``p / p_Holm``; empty when it was not computed."""
-    empty = {"diff": "", "p": ""}
+    """The stored paired comparison with ``none`` (emoaug.bench.aggregate.arm_comparisons) as three cells:
+    ``mean [95 % CI]`` in pp, ``p / p_Holm`` and the minimum detectable effect in pp (``—`` for comparisons
+    stored before it existed); empty when it was not computed."""
+    empty = {"diff": "", "p": "", "mde": ""}
     if comparisons is None or comparisons.empty:
         return empty
     hit = comparisons[(comparisons["generator"] == generator) & (comparisons["arm"] == arm)
@@ -111,7 +112,7 @@ def paired(comparisons: pd.DataFrame | None, generator: str, arm: str, name: str
         return empty
     row = hit.iloc[0]
     return {"diff": paired_cell(row["mean_diff"], row["ci_low"], row["ci_high"]),
-            "p": p_cell(row["p_value"], row["p_holm"])}
+            "p": p_cell(row["p_value"], row["p_holm"]), "mde": mde_cell(row.get("mde"), row["mean_diff"])}
 
 
 # ---------------------------------------------------------------------------- Kim & Lee
@@ -133,7 +134,8 @@ def kim_table05(summary: pd.DataFrame, corpus: str, comparisons: pd.DataFrame | 
                "WA %": rate(wa), "UA %": rate(ua)}
         if comparisons is not None:
             versus = paired(comparisons, generator, arm, "ua")
-            row.update({"paired ΔUA pp vs original [95% CI]": versus["diff"], "p / p_Holm": versus["p"]})
+            row.update({"paired ΔUA pp vs original [95% CI]": versus["diff"], "p / p_Holm": versus["p"],
+                        MDE_HEADER: versus["mde"]})
         if paper is not None:
             published = paper.loc[(dataset, condition)]
             row.update({"paper WA %": f"{published['wa_pct']:.1f}", "paper UA %": f"{published['ua_pct']:.1f}",
@@ -272,7 +274,8 @@ def malik_arms_table(summary: pd.DataFrame, real_arm: str, syn_arm: str, both_ar
         if improvement:
             row["improvement pp"] = signed(100 * (both["fold_mean"] - real["fold_mean"]))
             versus = paired(comparisons, generator, both_arm, "ua")
-            row.update({"paired improvement [95% CI]": versus["diff"], "p / p_Holm": versus["p"]})
+            row.update({"paired improvement [95% CI]": versus["diff"], "p / p_Holm": versus["p"],
+                        MDE_HEADER: versus["mde"]})
         out.append(row)
     if reference is None:
         return pd.DataFrame(out).fillna("")  # the reference row has no synthetic columns
@@ -326,7 +329,7 @@ MALIK_NOTE = ("UA (= UAR) in percent: mean and std over (seed, fold) cells. real
               "(IEMOCAP, leave-one-speaker-out) are shown only for the same corpus; Δ compares ours with the study "
               "using the same kind of model. Paired improvement: mean over (seed, fold) cells of real+syn minus "
               "real in the same cell, bootstrap 95 % CI, Wilcoxon signed-rank p and Holm's correction across "
-              "generators.")
+              "generators. " + MDE_NOTE)
 
 MALIK03_NOTE = (MALIK_NOTE + " Cross-corpus: the classifier of every (seed, fold) cell, trained on the training "
                 "corpus's fold, also scores every item of the test corpus (both corpora cut to the emotions they "
@@ -388,6 +391,7 @@ KIM05_NOTE = ("The judge is the real-only classifier of each fold and seed. orig
               "on the training speakers only, scored against the true emotion. Cells: mean ± std over (seed, "
               "fold) cells; Δ = ours (mean) minus paper. Paired ΔUA: the same judge's UA on generated minus "
               "original utterances per (seed, fold) cell, bootstrap 95 % CI, Wilcoxon p, Holm across generators. "
+              + MDE_NOTE + " "
               "Kim & Lee enhanced under the true emotion, which passes the label into the input the judge scores; "
               "the predicted-label rows do not. The paper's numbers come from a random 8:2 split (speakers in "
               "both train and test); compare with --split paper before reading Δ as a protocol effect.")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import pandas as pd
 from tabulate import tabulate
+
+from ..stats import DEFAULT_ALPHA, DEFAULT_POWER
 
 #: lists every rendered table (name, title, note) so that report.html can show them without re-rendering
 TABLE_INDEX = "index.json"
@@ -55,10 +58,22 @@ def number_cell(value, fmt: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
+#: the header of every table's minimum-detectable-effect column
+MDE_HEADER = f"MDE pp ({100 * DEFAULT_POWER:.0f} % power, α {DEFAULT_ALPHA:g})"
+#: what the MDE column means, for the notes of every table that shows it
+MDE_NOTE = (
+    f"MDE = the smallest true mean difference that the paired t-test on these cells would find at α "
+    f"{DEFAULT_ALPHA:g} (before Holm) with {100 * DEFAULT_POWER:.0f} % power, from the standard deviation of the "
+    "per-cell differences: a non-significant difference rules out effects larger than the MDE, not effects in "
+    "general (Wilcoxon, whose p is shown, has a little less power from 10 cells on and clearly less below). "
+    "not reachable = with this few cells the exact Wilcoxon p can never fall below α (5 pairs: p >= 0.0625), so "
+    "no effect size is ruled out."
+)
 QUALITY_NOTE = (
     "ΔUA = pooled UA minus pooled UA of `none` (percentage points). Paired ΔUA = mean over (seed, fold) "
     "cells of UA minus `none`'s UA in the same cell, with a bootstrap 95 % CI over cells, the two-sided "
-    "Wilcoxon signed-rank p and Holm's correction across generators (p / p_Holm). MAD = mean absolute difference of per-emotion mean "
+    "Wilcoxon signed-rank p and Holm's correction across generators (p / p_Holm). " + MDE_NOTE + " "
+    "MAD = mean absolute difference of per-emotion mean "
     "log-mel spectra on Malik et al.'s [-1, 1] scale (mean over emotions). FD = Frechet distance between "
     "generated and real training rows in the real-only classifier's embedding (in brackets: held-out real vs "
     "training, the floor at this sample size). Judge UA = that classifier's UA on generated items. "
@@ -107,6 +122,7 @@ def _generator_row(row: pd.Series) -> dict:
         "ΔUA pp": number_cell(100 * row["delta_ua_vs_none"], "+.1f") if "delta_ua_vs_none" in row else "",
         "paired ΔUA pp [95% CI]": _paired(row),
         "p / p_Holm": _p_values(row),
+        MDE_HEADER: mde_cell(row.get("ua_mde"), row.get("ua_paired_diff")),
         "MAD": number_cell(row.get("mad"), ".4f"),
         "FD (real)": fd,
         "judge UA %": number_cell(100 * row["judge_ua"], ".1f") if "judge_ua" in row else "",
@@ -133,6 +149,17 @@ def paired_cell(diff, low, high) -> str:
     return f"{100 * diff:+.1f}{interval}"
 
 
+def mde_cell(mde, diff) -> str:
+    """A minimum detectable effect (a fraction) in percentage points: empty where there is no comparison,
+    ``—`` where the comparison has no MDE (results written before it existed, or a single pair) and
+    ``not reachable`` where no effect could be significant (:func:`emoaug.stats.detectable_effect`)."""
+    if diff is None or pd.isna(diff):
+        return ""
+    if mde is None or pd.isna(mde):
+        return "—"
+    return "not reachable" if math.isinf(mde) else f"{100 * mde:.1f}"
+
+
 def p_cell(p, p_holm) -> str:
     """``p / p_Holm`` to three significant digits."""
     return "" if p is None or pd.isna(p) else f"{p:.3g} / {p_holm:.3g}"
@@ -143,7 +170,7 @@ CURVE_NOTE = (
     "generator is fit once per (fold, seed) and sampled for every ratio, and ratio 0 is `none`, the real-only "
     "classifier of the same cells. UA % = mean ± std over (seed, fold) cells. Paired ΔUA = mean over cells of "
     "UA minus `none`'s UA in the same cell, bootstrap 95 % CI, two-sided Wilcoxon p and Holm's correction over "
-    "every (generator, ratio) point of the arm (p / p_Holm)."
+    "every (generator, ratio) point of the arm (p / p_Holm). " + MDE_NOTE
 )
 
 
@@ -156,7 +183,8 @@ def ratio_curve_table(curve: pd.DataFrame) -> pd.DataFrame:
                      "synthetic rows": number_cell(row["n_synthetic_rows"], ".0f"), "cells": str(int(row["n_cells"])),
                      "UA %": f"{100 * row['ua_fold_mean']:.1f}{std}", "WA %": number_cell(100 * row["wa_fold_mean"], ".1f"),
                      "paired ΔUA pp [95% CI]": paired_cell(row["ua_paired_diff"], row["ua_ci_low"], row["ua_ci_high"]),
-                     "p / p_Holm": p_cell(row["ua_p"], row["ua_p_holm"])})
+                     "p / p_Holm": p_cell(row["ua_p"], row["ua_p_holm"]),
+                     MDE_HEADER: mde_cell(row.get("ua_mde"), row["ua_paired_diff"])})
     table = pd.DataFrame(rows)
     if not table.empty and set(table["arm"]) == {"main"}:
         table = table.drop(columns="arm")
