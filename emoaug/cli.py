@@ -79,6 +79,10 @@ def run_parser() -> argparse.ArgumentParser:
                         help="kfold (speaker-independent, default), loso, paper (random 8:2, speaker-dependent), or "
                              "standard (the corpus's own protocol: leave-one-session-out for IEMOCAP and "
                              "MSP-IMPROV, the release partitions for MSP-Podcast, else kfold)")
+    parser.add_argument("--allow-near-duplicates", action="store_true",
+                        help="run although test items have near-copies (dithered, re-gained, resampled, re-encoded "
+                             "or trimmed copies) in training; without it such a run stops as leakage. The pairs are "
+                             "in split_audit.json and every table is flagged")
     parser.add_argument("--folds", type=int, default=None, help="number of folds for --split kfold")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds per fold (default: profile's)")
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
@@ -134,6 +138,13 @@ def describe_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bench.py describe",
                                      description="Scan a corpus and summarise what is usable.")
     _corpus_options(parser)
+    parser.add_argument("--duplicates", action="store_true",
+                        help="also list near-duplicate recordings within the corpus (dithered, re-gained, "
+                             "resampled, re-encoded or trimmed copies of one recording), from the log-mel features "
+                             "of --preset (computed once into the feature cache, as a run would)")
+    parser.add_argument("--preset", default="emogen", help="log-mel preset for --duplicates (default emogen, the "
+                                                          "quick profile's)")
+    parser.add_argument("--cache-dir", default=None, help="feature cache for --duplicates (default: a run's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
@@ -326,6 +337,9 @@ def command_describe(args: argparse.Namespace) -> int:
                        min_duration=args.min_duration, max_duration=args.max_duration,
                        follow_links=args.follow_links, progress=sys.stderr.isatty() and not args.json)
     info = describe_corpus(scan)
+    if args.duplicates:
+        info["near_duplicates"] = corpus_near_duplicates(scan, args.preset, args.cache_dir,
+                                                         progress=sys.stderr.isatty() and not args.json)
     if args.json:
         print(json.dumps(info))
         return 0
@@ -344,7 +358,34 @@ def command_describe(args: argparse.Namespace) -> int:
         print(f"  {line}")
     for link in info["links"]:
         print(f"  link {link['path']} -> {link['target']}{_link_note(link, args.follow_links)}")
+    if args.duplicates:
+        found = info["near_duplicates"]
+        print(f"  near-duplicates ({found['preset']} log-mel, similarity >= {found['threshold']}): "
+              f"{len(found['pairs'])} pair(s)")
+        for pair in found["pairs"]:
+            print(f"    {pair['path_a']} ~ {pair['path_b']} ({pair['similarity']:.3f}; speakers "
+                  f"{pair['speaker_a']}, {pair['speaker_b']})")
     return 0
+
+
+def corpus_near_duplicates(scan, preset_name: str, cache_dir: str | None, *, progress: bool) -> dict:
+    """``describe --duplicates``: every near-duplicate pair within the corpus, whatever the speakers."""
+    from .features import FeatureCache, default_cache_root, extract_features
+    from .near_duplicates import METHOD, THRESHOLD, near_duplicate_pairs
+    from .presets import get_preset
+
+    preset = get_preset(preset_name)
+    cache = FeatureCache(cache_dir or default_cache_root(), preset)
+    failures: list = []
+    features = extract_features(scan.items, preset, cache=cache, lazy=True, failures=failures, progress=progress)
+    items = scan.items[scan.items["item_id"].astype(str).isin(list(features))]
+    pairs = near_duplicate_pairs(features, items, preset, separate_speakers=False)
+    by_id = items.set_index(items["item_id"].astype(str))
+    listed = [{"item_a": a, "path_a": by_id.at[a, "path"], "speaker_a": by_id.at[a, "speaker"],
+               "item_b": b, "path_b": by_id.at[b, "path"], "speaker_b": by_id.at[b, "speaker"],
+               "similarity": similarity} for a, b, similarity in pairs.itertuples(index=False)]
+    return {"method": METHOD, "threshold": THRESHOLD, "preset": preset.name, "pairs": listed,
+            "not_compared": [str(err) for err in failures]}
 
 
 def _link_note(link: dict, follow_links: bool) -> str:

@@ -182,6 +182,8 @@ class RunConfig:
     on_bad_file: str = "skip"
     # --follow-links: read files reached through a symbolic link leaving the corpus root (else skipped)
     follow_links: bool = False
+    # --allow-near-duplicates: run although test items have near-copies in training (flagged in every table)
+    allow_near_duplicates: bool = False
     min_duration: float = DEFAULT_MIN_DURATION  # seconds; shorter and longer clips are skipped
     max_duration: float = DEFAULT_MAX_DURATION
     out_dir: str = "runs"
@@ -204,7 +206,7 @@ class RunConfig:
         payload = self.to_dict()
         # baseline_generator and reference add rows beside the cells; they change no cell's numbers
         for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator", "reference",
-                    *EXECUTION_FIELDS):
+                    "allow_near_duplicates", *EXECUTION_FIELDS):
             payload.pop(key)
         # options left at their default keep the folder names runs had before the options existed
         for key in ("curve_ratios", "speaker_norm", "follow_links"):

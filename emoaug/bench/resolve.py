@@ -37,7 +37,8 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        max_duration: float = DEFAULT_MAX_DURATION, out: str = "runs", run_name: str | None = None,
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
                        tracking_uri: str | None = None, speaker_norm: bool = False,
-                       precision: str | None = None, val_speakers: int | None = None) -> RunConfig:
+                       precision: str | None = None, val_speakers: int | None = None,
+                       allow_near_duplicates: bool = False) -> RunConfig:
     """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
 
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
@@ -104,6 +105,7 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         max_duration=float(max_duration), out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
         run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
         ray_address=ray_address, store_dir=store, fresh=bool(fresh), speaker_norm=bool(speaker_norm),
+        allow_near_duplicates=bool(allow_near_duplicates),
     )
 
 

@@ -26,8 +26,10 @@ from ..config import RunConfig
 from ..classifiers.classic import ClassicSettings, extract_functionals, settings_for
 from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
-from ..errors import BadAudioError, EmoaugError
+from ..errors import BadAudioError, EmoaugError, LeakageError
 from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
+from ..near_duplicates import (audit_cross_corpus, audit_near_duplicates, cross_corpus_pairs, leak_message,
+                               near_duplicate_pairs)
 from ..speaker_norm import mel_statistics, standardise_mels, standardise_vectors, warn_small_speakers
 from ..splits import SPEAKER_INDEPENDENT, TooFewTrainingSpeakers, audit_splits, make_splits, save_splits
 from .arms import MAIN
@@ -186,10 +188,13 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
         check_label_set_covered(scan, config)
         warn_skipped(scan)
         speaker_stats = None
+        raw_features = features  # the near-duplicate audits read unnormalised rows
+        copies = near_duplicates_of(scan.items, features, preset, config.split)
         if config.speaker_norm:
             features, functionals, speaker_stats = by_speaker(scan.items, features, functionals)
         folds, config = splits_for(scan.items, config)
         audit = audit_splits(scan.items, folds, config.split)
+        audit["near_duplicates"] = check_near_duplicates(copies, scan.items, folds, preset, config, audit, run_dir)
         if config.split not in SPEAKER_INDEPENDENT:
             log.warning("split %r is SPEAKER-DEPENDENT: test speakers also appear in training", config.split)
         warn_absent_emotions(scan.items, audit)
@@ -200,12 +205,49 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
         with timings.phase("features"):
             test_scan, workload.cross_features = features_of(test_scan, config, preset, progress)
         warn_skipped(test_scan)
+        with timings.phase("splits"):
+            check_cross_corpus_copies(scan.items, raw_features, test_scan, workload.cross_features, preset, config,
+                                      audit, run_dir)
         if config.speaker_norm:  # the test corpus's speakers standardised with their own statistics
             workload.cross_features, _, _ = by_speaker(test_scan.items, workload.cross_features, None)
         workload.cross_items = test_scan.items
     with timings.phase("splits"):
         write_inputs(run_dir, workload, scan, test_scan, audit)
     return workload, scan
+
+
+def near_duplicates_of(items: pd.DataFrame, features, preset: MelPreset, split: str) -> pd.DataFrame:
+    """Near-duplicate pairs of the corpus (emoaug.near_duplicates); under a speaker-independent split only
+    pairs of different speakers can straddle a partition, so only those are compared."""
+    return near_duplicate_pairs(features, items, preset, separate_speakers=split in SPEAKER_INDEPENDENT)
+
+
+def check_near_duplicates(pairs: pd.DataFrame, items: pd.DataFrame, folds: list, preset: MelPreset,
+                          config: RunConfig, audit: dict, run_dir: Path) -> dict:
+    """The split audit's near-duplicate section; a run whose test items have near-copies in training stops
+    as leakage (split_audit.json written first, with every pair) unless --allow-near-duplicates."""
+    section = audit_near_duplicates(pairs, items, folds, preset=preset, separate_speakers=config.split in
+                                    SPEAKER_INDEPENDENT, allowed=config.allow_near_duplicates)
+    if section["test_items_with_copies"] and not config.allow_near_duplicates:
+        io.write_json(run_dir / "split_audit.json", {**audit, "near_duplicates": section})
+        raise LeakageError(leak_message(section))
+    if section["test_items_with_copies"]:
+        log.warning("--allow-near-duplicates: %s test item(s) have near-copies in training or validation "
+                    "(split_audit.json); every table is flagged", section["test_items_with_copies"])
+    return section
+
+
+def check_cross_corpus_copies(train_items: pd.DataFrame, train_features, test_scan: CorpusScan, test_features,
+                              preset: MelPreset, config: RunConfig, audit: dict, run_dir: Path) -> None:
+    """(cross protocol) test-corpus items with a near-copy in the training corpus: added to the audit's
+    near-duplicate section; the run stops on any unless --allow-near-duplicates."""
+    pairs = cross_corpus_pairs(train_features, train_items, test_features, test_scan.items, preset)
+    section = audit["near_duplicates"]
+    section["cross_corpus"] = audit_cross_corpus(pairs, train_items, test_scan.items)
+    section["test_items_with_copies"] += section["cross_corpus"]["test_items_with_copies"]
+    if section["cross_corpus"]["test_items_with_copies"] and not config.allow_near_duplicates:
+        io.write_json(run_dir / "split_audit.json", audit)
+        raise LeakageError(leak_message(section))
 
 
 def splits_for(items: pd.DataFrame, config: RunConfig) -> tuple[list, RunConfig]:

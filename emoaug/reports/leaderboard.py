@@ -23,6 +23,7 @@ from .. import storage as io
 from ..bench.plan import content_of
 from ..bench.results import run_folders, unfinished_reason
 from ..storage import stable_hash
+from .run_report import allowed_near_duplicates
 from .tables import (MDE_HEADER, MDE_NOTE, REFERENCE_LABEL, mde_cell, number_cell, p_cell, paired_cell, rate_cell,
                      to_markdown)
 
@@ -72,6 +73,9 @@ def run_rows(run_dir: Path) -> list[dict]:
     none = generators[generators["generator"] == BASELINE]
     real = none.iloc[0] if not none.empty else pd.Series(dtype=float)
     settings = protocol_settings(config)
+    near_copies = allowed_near_duplicates(run_dir)
+    if near_copies:  # inflated scores: never side by side with clean runs, and flagged
+        settings["near_duplicates_allowed"] = near_copies
     common = {"protocol": stable_hash(settings)[:8], "corpus": config["corpus"], "data": data_content(run_dir),
               "real_ua": real.get("ua"), "real_ua_fold_mean": real.get("ua_fold_mean"),
               "device": config.get("device", ""), "run": run_dir.name,
@@ -128,12 +132,15 @@ def describe_protocol(settings: dict) -> str:
             f"({classifier.get('epochs')} epochs), labels [{', '.join(settings.get('labels_resolved') or [])}], "
             f"split {settings.get('split')} ({settings.get('n_folds')} folds x {settings.get('n_seeds')} seeds, base "
             f"seed {settings.get('seed')}), synthetic ratio {settings.get('synthetic_ratio')}"
-            + (", SPEAKER-NORMALISED (uses test speakers' unlabelled audio)" if settings.get("speaker_norm") else ""))
+            + (", SPEAKER-NORMALISED (uses test speakers' unlabelled audio)" if settings.get("speaker_norm") else "")
+            + (f", NEAR-DUPLICATES ALLOWED ({settings['near_duplicates_allowed']} test items with near-copies in "
+               "training)" if settings.get("near_duplicates_allowed") else ""))
 
 
 def differing_settings(frame: pd.DataFrame) -> list[str]:
     settings = [json.loads(text) for text in dict.fromkeys(frame["protocol_settings"])]
-    return [name for name in PROTOCOL_FIELDS if len({json.dumps(s.get(name), sort_keys=True) for s in settings}) > 1]
+    names = (*PROTOCOL_FIELDS, "near_duplicates_allowed")
+    return [name for name in names if len({json.dumps(s.get(name), sort_keys=True) for s in settings}) > 1]
 
 
 def display_table(group: pd.DataFrame) -> pd.DataFrame:

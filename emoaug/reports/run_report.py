@@ -11,6 +11,15 @@ from . import plots, tables
 from .html import write_html_report
 from .paper_tables import paper_tables
 
+def allowed_near_duplicates(run_dir: Path) -> int:
+    """How many test items ran with near-copies in training (--allow-near-duplicates), from the split audit."""
+    try:
+        section = io.read_json(run_dir / "split_audit.json").get("near_duplicates") or {}
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return int(section.get("test_items_with_copies", 0)) if section.get("allowed") else 0
+
+
 def render_run(run_dir: Path, result) -> str:
     """Tables, figures and ``report.html`` from the result frames only (``result``:
     emoaug.bench.results.RunResult, fresh or loaded from disk); returns the terminal text."""
@@ -18,11 +27,10 @@ def render_run(run_dir: Path, result) -> str:
     corpus = config.corpus
     # the folds that ran (LOSO: one per speaker; the paper split: one), not --folds
     n_folds, n_seeds = result.fold_metrics["fold"].nunique(), result.fold_metrics["seed"].nunique()
-    speaker_norm = getattr(config, "speaker_norm", False)
-    definitions = tables.definitions_note(result.labels, config.split, n_folds, n_seeds, cells=False,
-                                          speaker_norm=speaker_norm)
-    note = (f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds, speaker_norm=speaker_norm)} "
-            f"{tables.QUALITY_NOTE}")
+    flags = {"speaker_norm": getattr(config, "speaker_norm", False),
+             "near_duplicates": allowed_near_duplicates(Path(run_dir))}
+    definitions = tables.definitions_note(result.labels, config.split, n_folds, n_seeds, cells=False, **flags)
+    note = f"{tables.definitions_note(result.labels, config.split, n_folds, n_seeds, **flags)} {tables.QUALITY_NOTE}"
     reference = getattr(result, "reference", pd.DataFrame())
     if not reference.empty:
         note += " " + tables.reference_note(config)

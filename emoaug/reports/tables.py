@@ -29,8 +29,15 @@ SPEAKER_NORM_NOTE = ("SPEAKER-NORMALISED (--speaker-norm): every speaker's rows 
                      "comparable with runs without it.")
 
 
+def near_duplicates_note(test_items: int) -> str:
+    """The flag every table of a run with --allow-near-duplicates carries when test items had near-copies."""
+    return (f"NEAR-DUPLICATES ALLOWED (--allow-near-duplicates): {test_items} test item(s) have near-copies "
+            "(dithered, re-gained, resampled, re-encoded or trimmed copies of one recording) in training or "
+            "validation (split_audit.json lists them); their scores are inflated.")
+
+
 def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: int, *, cells: bool = True,
-                     speaker_norm: bool = False) -> str:
+                     speaker_norm: bool = False, near_duplicates: int = 0) -> str:
     """The sentence every table carries: what WA and UA mean and how the split was made (and, with
     ``cells``, how the generator table's cells read; other tables say that themselves), flagged when the rows
     were speaker-normalised."""
@@ -41,6 +48,7 @@ def definitions_note(labels: Sequence[str], split: str, n_folds: int, n_seeds: i
         "WA = overall accuracy (weighted accuracy); UA = unweighted mean of per-class recall over the "
         f"label set [{', '.join(labels)}]. {cells_text}Split: {split_text}."
         + (f" {SPEAKER_NORM_NOTE}" if speaker_norm else "")
+        + (f" {near_duplicates_note(near_duplicates)}" if near_duplicates else "")
     )
 
 
