@@ -18,3 +18,8 @@ class BadAudioError(EmoaugError):
 
 class LeakageError(EmoaugError):
     """Test or validation data reached something that may only see the training fold."""
+
+
+class WriteFailed(EmoaugError):
+    """A file of the store, a cache or a run folder could not be written (disk full, quota, read-only,
+    permissions, I/O error); the message names the file and the free space on its disk."""

@@ -13,6 +13,7 @@ the size and SHA-256 of stored files, so that an edited or truncated file is not
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -23,26 +24,81 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import EmoaugError
+from .errors import EmoaugError, WriteFailed
 
 TMP_SUFFIX = ".tmp"
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``, on failure it is removed."""
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on failure it is removed.
+    A write the disk refuses (full, quota, read-only, ...) raises :class:`WriteFailed` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=TMP_SUFFIX)
-    os.close(fd)
+    with write_errors_named(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path.name), suffix=TMP_SUFFIX)
+        os.close(fd)
+        try:
+            os.chmod(tmp, FILE_MODE & ~current_umask())  # mkstemp makes it 0600 whatever the umask
+            yield Path(tmp)
+            _fsync(tmp)  # a full disk may refuse the data only here (delayed allocation)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+#: errno values of a write the disk or the system refused (not a bug of ours): one line, no traceback
+WRITE_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted", errno.EIO: "input/output error",
+                errno.EFBIG: "file too large (the file size limit, ulimit -f)"}
+#: those that only a write can cause (an OSError from elsewhere with EACCES or EIO may be a read)
+ONLY_WRITES_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def refused_write(err: OSError) -> str | None:
+    """One line for an OSError raised outside :func:`atomic_path` that only a refused write causes, else None."""
+    if err.errno not in ONLY_WRITES_ERRNOS:
+        return None
+    return write_failure(err.filename, WRITE_ERRNOS[err.errno])
+
+
+@contextlib.contextmanager
+def write_errors_named(path: Path) -> Iterator[None]:
+    """Turn an OSError of :data:`WRITE_ERRNOS` inside the block into :class:`WriteFailed` naming ``path``
+    (an error of ``write()`` or ``fsync()`` names no file by itself)."""
     try:
-        os.chmod(tmp, FILE_MODE & ~current_umask())  # mkstemp makes it 0600 whatever the umask
-        yield Path(tmp)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise WriteFailed(write_failure(path, WRITE_ERRNOS[err.errno])) from None
+
+
+def write_failure(path: str | Path | None, reason: str) -> str:
+    """``no space left writing runs/x/report.html (12.3 MB free on that disk)``."""
+    if path is None:
+        return f"{reason} while writing"
+    free = free_space(Path(path))
+    return f"{reason} writing {path}" + (f" ({free} free on that disk)" if free else "")
+
+
+def free_space(path: Path) -> str | None:
+    """The free space of the disk holding ``path`` (its nearest existing folder), e.g. ``12.3 MB``."""
+    for folder in (path, *path.parents):
+        try:
+            return _bytes_text(shutil.disk_usage(folder).free)
+        except OSError:
+            continue
+    return None
+
+
+def _bytes_text(count: int) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} bytes"
 
 
 FILE_MODE, DIR_MODE = 0o666, 0o777
@@ -66,9 +122,10 @@ def current_umask() -> int:
 def make_temporary_dir(parent: Path, name: str) -> Path:
     """A hidden temporary folder for ``name`` in ``parent`` (cleared by :func:`remove_stale_temporaries` when
     its writer died), with the umask's permissions rather than mkdtemp's 0700."""
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=temporary_prefix(name), suffix=TMP_SUFFIX))
-    os.chmod(tmp, DIR_MODE & ~current_umask())
+    with write_errors_named(parent / name):
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=temporary_prefix(name), suffix=TMP_SUFFIX))
+        os.chmod(tmp, DIR_MODE & ~current_umask())
     return tmp
 
 
@@ -176,11 +233,28 @@ def read_npy(path: Path, what: str):
 
 
 def write_wav(path: str | Path, audio, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    import numpy as np
     import soundfile as sf
 
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), audio, sample_rate, subtype=subtype, format="WAV")
+        try:
+            sf.write(str(tmp), audio, sample_rate, subtype=subtype, format="WAV")
+        except sf.SoundFileRuntimeError as err:  # libsndfile says "System error", not which one
+            raise WriteFailed(write_failure(path, _libsndfile_reason(path, np.asarray(audio).nbytes, err))) \
+                from None
     return Path(path)
+
+
+def _libsndfile_reason(path: str | Path, nbytes: int, err: Exception) -> str:
+    """libsndfile reports a full disk as "System error": call it that when the disk has less room than the
+    samples (a WAV file takes about as many bytes at 16 bits, fewer than float samples take)."""
+    try:
+        free = shutil.disk_usage(Path(path).parent).free
+    except OSError:
+        free = None
+    if free is not None and free < max(nbytes, 1 << 20):
+        return "no space left"
+    return f"libsndfile failed ({' '.join(str(err).split()) or type(err).__name__})"
 
 
 def save_figure(fig, path: str | Path, **kwargs) -> Path:
