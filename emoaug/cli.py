@@ -13,8 +13,10 @@ from pathlib import Path
 from .bench.parallelism import EXECUTORS
 from .bench.resolve import DEFAULT_GENERATORS
 from .config import DEFAULT_PROTOCOLS, RAY_CONNECT_TIMEOUT_S, STORE_LOCK_WAIT_S, TRACKING_REQUEST_TIMEOUT_S
-from .errors import EmoaugError
+from . import interrupts
+from .errors import EmoaugError, WriteFailed
 from .limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
+from .storage import refused_write
 
 log = logging.getLogger("emoaug")
 
@@ -187,12 +189,14 @@ def run_options(args: argparse.Namespace) -> dict:
     return {name: value for name, value in vars(args).items() if name in names}
 
 
+#: what an interrupted or failed run keeps: every cell stored before it stopped
+CELLS_KEPT = "finished cells are kept in the cell store"
+
+
 def command_run(args: argparse.Namespace) -> int:
     from .bench.resolve import resolve_run_config
 
     config = resolve_run_config(**run_options(args))
-    from .reports.run_report import render_run
-    from .bench.results import mark_finished
     from .bench.runner import default_run_dir, run_benchmark
     from .bench.timings import RunTimings
 
@@ -202,9 +206,24 @@ def command_run(args: argparse.Namespace) -> int:
     timings = RunTimings()
     try:
         result = run_benchmark(config, progress=progress, timings=timings)
-    except KeyboardInterrupt:
-        log.error("interrupted: finished cells are kept in the cell store; run the same command again to resume")
-        return 130
+        return finish_run(args, config, run_dir, result, timings)
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM in any phase (emoaug.interrupts); finished.json unwritten
+        log.error("interrupted by %s: %s; run the same command again to resume", interrupts.signal_name(err),
+                  CELLS_KEPT)
+        return interrupts.exit_code(err)
+    except OSError as err:  # a write outside the atomic writers (those raise WriteFailed)
+        if (line := refused_write(err)) is None:
+            raise
+        raise WriteFailed(f"{line}; {CELLS_KEPT}") from None
+    except WriteFailed as err:
+        raise WriteFailed(f"{err}; {CELLS_KEPT}") from None
+
+
+def finish_run(args: argparse.Namespace, config, run_dir: Path, result, timings) -> int:
+    """Render, track, then mark the run finished."""
+    from .bench.results import mark_finished
+    from .reports.run_report import render_run
+
     with timings.phase("rendering"):
         rendered = render_run(run_dir, result)
     print(rendered)
@@ -293,7 +312,8 @@ def command_report(args: argparse.Namespace) -> int:
         try:
             reason = unfinished_reason(run_dir, ("config.json", *STORED_RESULTS))
             if reason:
-                raise EmoaugError(f"{run_dir}: {reason}; run the benchmark to the end first")
+                fix = "to the end first" if reason.startswith("unfinished") else "again to rewrite it"
+                raise EmoaugError(f"{run_dir}: {reason}; run the benchmark {fix}")
             result = load_result(run_dir)
         except EmoaugError as err:
             if len(folders) == 1:
@@ -459,6 +479,7 @@ def configure_logging(quiet: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     make_parser, handler = HANDLERS[command]
@@ -467,11 +488,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped, not as a traceback
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    handlers = interrupts.install()  # SIGINT and SIGTERM: one clean path (emoaug.interrupts)
     try:
         return handler(args)
+    except KeyboardInterrupt as err:  # outside a run's own handling: options, report, leaderboard, describe
+        print(f"emoaug: interrupted by {interrupts.signal_name(err)}", file=sys.stderr)
+        return interrupts.exit_code(err)
+    except OSError as err:  # a write the disk refused outside the atomic writers: one line as for those
+        if (line := refused_write(err)) is None:
+            raise
+        print(f"emoaug: error: {line}", file=sys.stderr)
+        return 2
     except EmoaugError as err:
         print(f"emoaug: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if from_command_line:
+            interrupts.ignore_from_now_on()  # the process exits next: no late signal inside atexit callbacks
+        else:
+            interrupts.restore(handlers)  # called in-process (tests, notebooks): leave their handlers as they were
 
 
 if __name__ == "__main__":

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 
+from .. import interrupts
 from ..config import RAY_CONNECT_TIMEOUT_S
 from ..errors import EmoaugError
+from ..workers import worker_pool
 from .cells import CellResult, JudgeResult, run_cell, run_judge
 from .parallelism import Parallelism
 from .plan import CellSpec, JudgeSpec, Workload, materialise
@@ -96,23 +96,11 @@ class LocalExecutor:
 _WORKLOAD: Workload | None = None
 
 
-def _init_worker(workload: Workload, threads: int, driver_pid: int) -> None:
+def _init_worker(workload: Workload, threads: int) -> None:
     global _WORKLOAD
     _WORKLOAD = workload
     set_threads(threads)
     logging.getLogger("emoaug").setLevel(logging.WARNING)
-    _exit_with(driver_pid)
-
-
-def _exit_with(driver_pid: int, every_s: float = 0.5) -> None:
-    """End this worker when the driver is gone (kill -9 leaves pool workers running their cell otherwise;
-    nobody would store its result)."""
-    def watch() -> None:
-        while os.getppid() == driver_pid:
-            time.sleep(every_s)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="emoaug-driver-watch", daemon=True).start()
 
 
 def _worker_judge(spec: JudgeSpec) -> JudgeResult:
@@ -131,14 +119,11 @@ class ProcessExecutor:
         self.jobs, self.threads = parallelism.jobs, parallelism.threads
 
     def execute(self, jobs: Jobs) -> None:
-        import multiprocessing
-
         first, after_cell = jobs.first_and_waiting()
         waiting = jobs.cells_by_judge(first)
         judges = dict(jobs.known_judges)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_worker,
-                                 initargs=(jobs.workload, self.threads, os.getpid())) as pool:
+        # workers ignore Ctrl-C and die with the driver; an exception here (an interrupt) stops them at once
+        with worker_pool(self.jobs, _init_worker, (jobs.workload, self.threads)) as pool:
             running: dict[Future, str] = {}  # future -> "judge" or "cell"
 
             def submit_cells(specs: list[CellSpec]) -> None:
@@ -153,25 +138,20 @@ class ProcessExecutor:
                     submit_cells(waiting.pop(key))
             for spec in jobs.references:  # queued behind the judges, beside the cells
                 running[pool.submit(run_reference, jobs.reference_inputs(spec), self.threads)] = "reference"
-            try:
-                while running:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=lambda f: 0 if running[f] == "judge" else 1):
-                        kind = running.pop(future)
-                        result = future.result()
-                        if kind == "judge":
-                            judges[result.key] = result
-                            jobs.on_judge(result)
-                            submit_cells(waiting.pop(result.key, []))
-                        elif kind == "reference":
-                            jobs.on_reference(result)
-                        else:
-                            jobs.on_cell(result)
-                            submit_cells(after_cell.pop(result.key, []))
-            except BaseException:
-                for future in running:
-                    future.cancel()
-                raise
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: 0 if running[f] == "judge" else 1):
+                    kind = running.pop(future)
+                    result = future.result()
+                    if kind == "judge":
+                        judges[result.key] = result
+                        jobs.on_judge(result)
+                        submit_cells(waiting.pop(result.key, []))
+                    elif kind == "reference":
+                        jobs.on_reference(result)
+                    else:
+                        jobs.on_cell(result)
+                        submit_cells(after_cell.pop(result.key, []))
 
 
 # ------------------------------------------------------------------------------------------------ ray
@@ -255,6 +235,7 @@ class RayExecutor:
                 raise EmoaugError(f"--ray-address {self.address}: {reason}") from None
         else:
             ray.init(num_cpus=self.jobs, _node_ip_address="127.0.0.1", **options)
+        interrupts.reclaim()  # ray.init replaced our SIGTERM handler: SIGTERM must stop the run as Ctrl-C does
         return ray, True
 
     def execute(self, jobs: Jobs) -> None:

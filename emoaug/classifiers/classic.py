@@ -173,11 +173,10 @@ def _compute_functionals(files: list[tuple[str, str]], feature_set: str, jobs: i
     if jobs <= 1 or len(files) < PARALLEL_FROM:
         yield from _functionals_chunk(files, feature_set)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from ..workers import worker_pool
 
     chunks = [files[start:start + CHUNK_FILES] for start in range(0, len(files), CHUNK_FILES)]
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with worker_pool(jobs) as pool:  # workers leave Ctrl-C to this process, which stops them
         for done in pool.map(_functionals_chunk, chunks, [feature_set] * len(chunks)):
             yield from done
 
