@@ -185,10 +185,12 @@ def check_values(run_dir: Path, frames: dict[str, pd.DataFrame], labels: tuple[s
         wanted = [c for c in NUMERIC.get(name, ()) if c in frame.columns]
         if name == "predictions.csv":
             wanted += [c for c in frame.columns if c.startswith("prob_")]
-        bad = [c for c in wanted if len(frame) and not pd.api.types.is_numeric_dtype(frame[c])]
-        if bad:
-            raise EmoaugError(f"{run_dir}: {name} holds non-numeric values in {', '.join(bad)} (edited or "
-                              "damaged); run the benchmark again to rewrite it")
+        for column in wanted:
+            where = first_non_numeric(frame[column])
+            if where is not None:
+                line, value = where
+                raise EmoaugError(f"{run_dir}: {name} holds a non-numeric value in column {column}, line {line} "
+                                  f"({value!r}; edited or damaged); run the benchmark again to rewrite it")
     predictions = frames["predictions.csv"]
     for column in ("y_true", "y_pred"):
         if column not in predictions.columns:
@@ -199,6 +201,19 @@ def check_values(run_dir: Path, frames: dict[str, pd.DataFrame], labels: tuple[s
         if unknown:
             raise EmoaugError(f"{run_dir}: predictions.csv holds {column} values outside the run's labels "
                               f"({', '.join(unknown[:5])}); edited or damaged, run the benchmark again")
+
+
+def first_non_numeric(values: pd.Series) -> tuple[int, str] | None:
+    """(line in the CSV file, the text) of the first value that is not a number (blank cells are missing
+    values, not errors), or None."""
+    if pd.api.types.is_numeric_dtype(values):
+        return None
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if not bad.any():
+        return None
+    row = int(bad.to_numpy().nonzero()[0][0])
+    return row + 2, str(values.iloc[row])  # line 1 is the header
 
 
 def load_result(run_dir: Path) -> RunResult:
@@ -218,7 +233,11 @@ def load_result(run_dir: Path) -> RunResult:
 
 def read_result(run_dir: Path) -> RunResult:
     """:func:`load_result` once the files are known to exist (what cannot be parsed raises)."""
-    stored = io.read_json(run_dir / "config.json")
+    try:
+        stored = io.read_json(run_dir / "config.json")
+    except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
+        raise EmoaugError(f"{run_dir}: config.json is not JSON ({err}); run the benchmark again to rewrite it") \
+            from None
     config = run_config_from_dict(stored)
     labels = tuple(str(label) for label in stored["labels_resolved"])
     frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
