@@ -240,21 +240,21 @@ def write_wav(path: str | Path, audio, sample_rate: int, subtype: str = "PCM_16"
         try:
             sf.write(str(tmp), audio, sample_rate, subtype=subtype, format="WAV")
         except sf.SoundFileRuntimeError as err:  # libsndfile says "System error", not which one
-            raise WriteFailed(write_failure(path, _libsndfile_reason(path, np.asarray(audio).nbytes, err))) \
-                from None
+            raise audio_write_failed(path, np.asarray(audio).nbytes, err) from None
     return Path(path)
 
 
-def _libsndfile_reason(path: str | Path, nbytes: int, err: Exception) -> str:
-    """libsndfile reports a full disk as "System error": call it that when the disk has less room than the
-    samples (a WAV file takes about as many bytes at 16 bits, fewer than float samples take)."""
+def audio_write_failed(path: str | Path, nbytes: int, err: Exception) -> WriteFailed:
+    """A libsndfile write error as one line. libsndfile reports a full disk as "System error": call it that
+    when the disk has less room than the samples (a WAV file takes about as many bytes at 16 bits, fewer than
+    float samples take)."""
     try:
         free = shutil.disk_usage(Path(path).parent).free
     except OSError:
         free = None
     if free is not None and free < max(nbytes, 1 << 20):
-        return "no space left"
-    return f"libsndfile failed ({' '.join(str(err).split()) or type(err).__name__})"
+        return WriteFailed(write_failure(path, "no space left"))
+    return WriteFailed(write_failure(path, f"libsndfile failed ({' '.join(str(err).split()) or type(err).__name__})"))
 
 
 def save_figure(fig, path: str | Path, **kwargs) -> Path:

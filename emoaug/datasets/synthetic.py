@@ -575,7 +575,11 @@ def _generate_into(out_dir: Path, tasks: list[dict], n_jobs: int) -> dict[str, d
 
 def _write_utterance(out_dir: Path, raw: np.ndarray, task: dict) -> dict:
     samples = render_utterance(raw, task)
-    sf.write(out_dir / f"{task['stem']}.wav", samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    path = out_dir / f"{task['stem']}.wav"
+    try:
+        sf.write(path, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    except sf.SoundFileRuntimeError as err:  # a full disk: one line naming the file, not libsndfile's traceback
+        raise storage.audio_write_failed(path, samples.nbytes, err) from None
     params = {key: value for key, value in task.items() if key not in ("stem", "voice_index")}
     return params | {"duration": round(len(samples) / SAMPLE_RATE, 4)}
 
