@@ -53,16 +53,19 @@ def emotion_signal(emotion: str, *, sr: int = 16000, seconds: float = 1.0, seed:
     f0 *= 1.0 + 0.05 * rng.standard_normal()  # speaker/take variation
     n = max(1, int(round(sr * seconds)))
     t = np.arange(n) / sr
-    tone = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 5))
+    # each harmonic (and the noise) rises and falls at syllable rate on its own, and differently in every take
+    # (seed): two takes never follow each other in time, as two recordings never do (the near-duplicate audit
+    # tells copies by that)
+    tone = sum(np.sin(2 * np.pi * f0 * k * t + rng.uniform(0, 2 * np.pi)) / k * (0.15 + 0.85 * _syllables(n, sr, rng))
+               for k in range(1, 5))
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.fft.rfftfreq(n, 1.0 / sr)
     spectrum[(freqs < lo) | (freqs > min(hi, sr / 2))] = 0.0
     noise = np.fft.irfft(spectrum, n)
     noise /= np.max(np.abs(noise)) + 1e-12
-    # soft onset/offset like an utterance, and syllable-rate loudness changes of its own: two takes (seeds) never
-    # follow each other in time, as two recordings never do (the near-duplicate audit tells copies by that)
-    voiced, unvoiced = (0.35 + 0.65 * _syllables(n, sr, rng)), (0.35 + 0.65 * _syllables(n, sr, rng))
-    y = np.hanning(n) ** 0.25 * (0.7 * voiced * tone / np.max(np.abs(tone)) + 0.3 * unvoiced * noise)
+    unvoiced = 0.15 + 0.85 * _syllables(n, sr, rng)
+    envelope = np.hanning(n) ** 0.25  # soft onset/offset like an utterance
+    y = envelope * (0.7 * tone / np.max(np.abs(tone)) + 0.3 * unvoiced * noise)
     return (0.5 * y / (np.max(np.abs(y)) + 1e-12)).astype(np.float32)
 
 

@@ -22,12 +22,15 @@ import pandas as pd
 
 from .. import metrics
 from .. import storage as io
+from ..storage import stable_hash
 from ..config import RunConfig
 from ..classifiers.classic import ClassicSettings, extract_functionals, settings_for
 from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
 from ..errors import BadAudioError, EmoaugError, LeakageError
 from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
+from ..near_duplicates import METHOD as NEAR_DUPLICATE_METHOD
+from ..near_duplicates import THRESHOLD as NEAR_DUPLICATE_THRESHOLD
 from ..near_duplicates import (audit_cross_corpus, audit_near_duplicates, cross_corpus_pairs, leak_message,
                                near_duplicate_pairs)
 from ..speaker_norm import mel_statistics, standardise_mels, standardise_vectors, warn_small_speakers
@@ -189,7 +192,7 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
         warn_skipped(scan)
         speaker_stats = None
         raw_features = features  # the near-duplicate audits read unnormalised rows
-        copies = near_duplicates_of(scan.items, features, preset, config.split)
+        copies = near_duplicates_of(scan.items, features, preset, config)
         if config.speaker_norm:
             features, functionals, speaker_stats = by_speaker(scan.items, features, functionals)
         folds, config = splits_for(scan.items, config)
@@ -216,10 +219,28 @@ def prepare_workload(config: RunConfig, run_dir: Path, progress: bool = False,
     return workload, scan
 
 
-def near_duplicates_of(items: pd.DataFrame, features, preset: MelPreset, split: str) -> pd.DataFrame:
+def near_duplicates_of(items: pd.DataFrame, features, preset: MelPreset, config: RunConfig) -> pd.DataFrame:
     """Near-duplicate pairs of the corpus (emoaug.near_duplicates); under a speaker-independent split only
-    pairs of different speakers can straddle a partition, so only those are compared."""
-    return near_duplicate_pairs(features, items, preset, separate_speakers=split in SPEAKER_INDEPENDENT)
+    pairs of different speakers can straddle a partition, so only those are compared. Kept in the feature
+    cache, keyed by the items' content and speakers, so that a re-run does not search again."""
+    separate = config.split in SPEAKER_INDEPENDENT
+    root = cache_root(config)
+    identity = sorted(map(list, items.reindex(columns=["item_id", "sha1", "speaker"]).astype(str).to_numpy()))
+    key = stable_hash({"method": NEAR_DUPLICATE_METHOD, "threshold": NEAR_DUPLICATE_THRESHOLD, "separate": separate,
+                       "preset": preset.fingerprint(), "items": identity})
+    path = None if root is None else root / "near_duplicates" / f"{key}.json"
+    if path is not None and path.is_file():
+        try:
+            stored = io.read_json(path)
+            pairs = pd.DataFrame(stored["pairs"], columns=["item_a", "item_b", "similarity"])
+            pairs.attrs["too_short"] = int(stored["too_short"])
+            return pairs
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # damaged: searched again and rewritten
+    pairs = near_duplicate_pairs(features, items, preset, separate_speakers=separate)
+    if path is not None:
+        io.write_json(path, {"pairs": pairs.to_dict("records"), "too_short": pairs.attrs.get("too_short", 0)})
+    return pairs
 
 
 def check_near_duplicates(pairs: pd.DataFrame, items: pd.DataFrame, folds: list, preset: MelPreset,
