@@ -1,0 +1,47 @@
+"""Typed generator configs: profile presets resolve to the same configs as before, and every option error
+is one line raised before any audio is read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emoaug.bench.resolve import resolve_generator_configs
+from emoaug.storage import stable_hash
+
+PROFILES = ("smoke", "quick", "paper")
+BUILTINS = ("cyclegan", "dcgan", "diffusion", "none", "specaugment", "vae")
+
+# Captured from the untyped implementation (per-generator PROFILE_DEFAULTS dicts) at commit aec58b2 with
+# resolve_generator_configs([name], profile, []) and json.dumps(sort_keys=True, separators=(",", ":")), the
+# serialisation stable_hash uses: these dicts enter every cell's and checkpoint's key, so they must not change.
+UNTYPED_RESOLVED = {
+    ('smoke', 'cyclegan'): '{"batch_size":4,"beta1":0.5,"beta2":0.999,"channels":4,"crop_frames":64,"disc_channels":8,"generate_batch_size":32,"identity_steps":null,"lambda_cls":2.0,"lambda_cyc":10.0,"lambda_id":5.0,"lr_d":0.0002,"lr_g":0.0005,"n_blocks":1,"residual_channels":32,"residual_output":true,"source_emotion":"neutral","steps":4}',
+    ('smoke', 'dcgan'): '{"batch_size":8,"beta1":0.5,"beta2":0.999,"bn_batches":2,"d_steps":1,"d_widths":[8,16],"g_upsample":"transposed","g_widths":[16,8],"log_every":5,"loss":"hinge","lr_d":0.0002,"lr_g":0.0002,"noise_dim":16,"range_margin":0.05,"steps":20}',
+    ('smoke', 'diffusion'): '{"attention_at":[],"base_channels":8,"batch_size":8,"beta_end":0.02,"beta_start":0.0001,"channel_mults":[1,2],"clip_x0":"auto","cond_dim":16,"cosine_s":0.008,"ddpm_variance":"posterior","dropout":0.0,"ema_decay":0.0,"enhance_t0":0.3,"eta":0.0,"grad_clip":1.0,"groups":8,"guidance_scale":2.0,"heads":4,"lr":0.001,"micro_batch_size":null,"mid_attention":true,"mode":"synthesize","num_res_blocks":1,"p_uncond":0.1,"patch_size":8,"prediction":"v","sample_batch_size":64,"sampler":"ddim","sampling_steps":4,"schedule":"linear","ser_batch_size":32,"ser_channels":8,"ser_epochs":1,"ser_holdout":0.2,"ser_lr":0.001,"ser_lstm_hidden":8,"ser_patience":5,"spacing":"trailing","stem_channels":0,"style_channels":4,"style_dim":8,"timesteps":1000,"train_steps":4,"warmup_steps":1,"weight_decay":0.0}',
+    ('smoke', 'none'): '{}',
+    ('smoke', 'specaugment'): '{"freq_masks":2,"mask_value":"mean","max_freq_fraction":0.3375,"max_freq_width":27,"max_time_fraction":0.2,"max_time_width":40,"time_masks":2}',
+    ('smoke', 'vae'): '{"batch_size":8,"beta":0.1,"class_embedding":16,"grad_clip":0.5,"latent_dim":32,"latent_noise":1.0,"log_every":5,"lr":0.001,"mode":"prior","recon_loss":"l1","spectral_weight":1.0,"steps":20,"temperature":1.0,"widths":[8,16]}',
+    ('quick', 'cyclegan'): '{"batch_size":8,"beta1":0.5,"beta2":0.999,"channels":8,"crop_frames":64,"disc_channels":64,"generate_batch_size":32,"identity_steps":100,"lambda_cls":2.0,"lambda_cyc":10.0,"lambda_id":5.0,"lr_d":0.0002,"lr_g":0.0005,"n_blocks":3,"residual_channels":128,"residual_output":true,"source_emotion":"neutral","steps":600}',
+    ('quick', 'dcgan'): '{"batch_size":16,"beta1":0.5,"beta2":0.999,"bn_batches":8,"d_steps":1,"d_widths":[16,32,64,128],"g_upsample":"transposed","g_widths":[128,64,32,16],"log_every":25,"loss":"hinge","lr_d":0.0002,"lr_g":0.0002,"noise_dim":64,"range_margin":0.05,"steps":200}',
+    ('quick', 'diffusion'): '{"attention_at":[],"base_channels":16,"batch_size":16,"beta_end":0.02,"beta_start":0.0001,"channel_mults":[1,2,4],"clip_x0":"auto","cond_dim":64,"cosine_s":0.008,"ddpm_variance":"posterior","dropout":0.0,"ema_decay":0.99,"enhance_t0":0.3,"eta":0.0,"grad_clip":1.0,"groups":8,"guidance_scale":2.0,"heads":4,"lr":0.001,"micro_batch_size":null,"mid_attention":true,"mode":"synthesize","num_res_blocks":1,"p_uncond":0.1,"patch_size":4,"prediction":"v","sample_batch_size":64,"sampler":"ddim","sampling_steps":15,"schedule":"linear","ser_batch_size":32,"ser_channels":32,"ser_epochs":20,"ser_holdout":0.2,"ser_lr":0.001,"ser_lstm_hidden":32,"ser_patience":5,"spacing":"trailing","stem_channels":0,"style_channels":16,"style_dim":32,"timesteps":1000,"train_steps":300,"warmup_steps":50,"weight_decay":0.0}',
+    ('quick', 'none'): '{}',
+    ('quick', 'specaugment'): '{"freq_masks":2,"mask_value":"mean","max_freq_fraction":0.3375,"max_freq_width":27,"max_time_fraction":0.2,"max_time_width":40,"time_masks":2}',
+    ('quick', 'vae'): '{"batch_size":16,"beta":0.1,"class_embedding":16,"grad_clip":0.5,"latent_dim":32,"latent_noise":1.0,"log_every":25,"lr":0.001,"mode":"prior","recon_loss":"l1","spectral_weight":1.0,"steps":100,"temperature":1.0,"widths":[16,32,64]}',
+    ('paper', 'cyclegan'): '{"batch_size":1,"beta1":0.5,"beta2":0.999,"channels":128,"crop_frames":128,"disc_channels":128,"generate_batch_size":32,"identity_steps":10000,"lambda_cls":2.0,"lambda_cyc":10.0,"lambda_id":5.0,"lr_d":0.0001,"lr_g":0.0002,"n_blocks":6,"residual_channels":512,"residual_output":true,"source_emotion":"neutral","steps":200000}',
+    ('paper', 'dcgan'): '{"batch_size":64,"beta1":0.5,"beta2":0.999,"bn_batches":32,"d_steps":1,"d_widths":[128,256,512,1024],"g_upsample":"transposed","g_widths":[1024,512,256,128],"log_every":200,"loss":"hinge","lr_d":0.0002,"lr_g":0.0002,"noise_dim":100,"range_margin":0.05,"steps":30000}',
+    ('paper', 'diffusion'): '{"attention_at":[],"base_channels":256,"batch_size":32,"beta_end":0.02,"beta_start":0.0001,"channel_mults":[1,2,4],"clip_x0":"auto","cond_dim":512,"cosine_s":0.008,"ddpm_variance":"posterior","dropout":0.0,"ema_decay":0.9999,"enhance_t0":0.3,"eta":0.0,"grad_clip":1.0,"groups":32,"guidance_scale":2.0,"heads":8,"lr":0.0001,"micro_batch_size":null,"mid_attention":true,"mode":"synthesize","num_res_blocks":2,"p_uncond":0.1,"patch_size":1,"prediction":"eps","sample_batch_size":32,"sampler":"ddim","sampling_steps":50,"schedule":"linear","ser_batch_size":32,"ser_channels":128,"ser_epochs":50,"ser_holdout":0.2,"ser_lr":0.001,"ser_lstm_hidden":128,"ser_patience":10,"spacing":"trailing","stem_channels":0,"style_channels":32,"style_dim":128,"timesteps":1000,"train_steps":200000,"warmup_steps":1000,"weight_decay":0.0}',
+    ('paper', 'none'): '{}',
+    ('paper', 'specaugment'): '{"freq_masks":2,"mask_value":"mean","max_freq_fraction":0.3375,"max_freq_width":27,"max_time_fraction":0.2,"max_time_width":40,"time_masks":2}',
+    ('paper', 'vae'): '{"batch_size":16,"beta":0.1,"class_embedding":16,"grad_clip":0.5,"latent_dim":32,"latent_noise":1.0,"log_every":200,"lr":0.0003,"mode":"prior","recon_loss":"l1","spectral_weight":1.0,"steps":30000,"temperature":1.0,"widths":[32,64,128,256]}',
+}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("name", BUILTINS)
+def test_profiles_resolve_to_the_configs_of_the_untyped_implementation(name, profile):
+    resolved = resolve_generator_configs([name], profile, [])[name]
+    expected = json.loads(UNTYPED_RESOLVED[(profile, name)])
+    assert json.dumps(resolved, sort_keys=True, separators=(",", ":")) == UNTYPED_RESOLVED[(profile, name)]
+    assert stable_hash(resolved) == stable_hash(expected)
