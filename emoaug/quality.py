@@ -102,6 +102,40 @@ class MelScale:
     def from_db(self, db: np.ndarray) -> np.ndarray:
         return (2.0 * (db - self.low_db) / (self.high_db - self.low_db) - 1.0).astype(np.float32)
 
+    def view(self, fs: FeatureSet, normaliser: Normaliser) -> MelRows:
+        """Rows of ``fs`` on the [-1, 1] scale, converted only when indexed (see :class:`MelRows`)."""
+        return MelRows(fs.x.detach().cpu().numpy(), normaliser, self)
+
+
+class MelRows:
+    """A set's rows on the [-1, 1] scale, converted when indexed: ``rows[a:b]``, ``rows[index]`` and
+    ``rows[mask]`` give float32 arrays equal to the same rows of :meth:`MelScale.apply` (the conversion is
+    element by element), converted CHUNK_ROWS at a time. The quality measures read a fold's rows through it a
+    block or a class at a time, so a worker never holds a converted copy of the whole training set beside the
+    set itself; :meth:`subset` (a sample of rows) stays unconverted too."""
+
+    def __init__(self, x: np.ndarray, normaliser: Normaliser, scale: MelScale, rows: np.ndarray | None = None):
+        self.x, self.normaliser, self.scale = x, normaliser, scale
+        self.rows = np.arange(len(x)) if rows is None else np.asarray(rows)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.rows), *self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def subset(self, index: np.ndarray) -> MelRows:
+        return MelRows(self.x, self.normaliser, self.scale, self.rows[index])
+
+    def __getitem__(self, index) -> np.ndarray:
+        wanted = self.rows[np.flatnonzero(index) if isinstance(index, np.ndarray) and index.dtype == bool else index]
+        out = np.empty((len(wanted), *self.x.shape[1:]), dtype=np.float32)
+        for start in range(0, len(wanted), CHUNK_ROWS):
+            db = self.normaliser.to_db(self.x[wanted[start:start + CHUNK_ROWS]])
+            out[start:start + CHUNK_ROWS] = self.scale.from_db(np.asarray(db, dtype=np.float32))
+        return out
+
 
 #: rows converted at a time: a fold's rows of 128 x 173 in one piece, with numpy's temporaries, were gigabytes
 CHUNK_ROWS = 256
@@ -332,31 +366,35 @@ def _sample_rows(x: np.ndarray, y: np.ndarray, at_most: int) -> tuple[np.ndarray
     if len(x) <= at_most:
         return x, y
     keep = np.sort(np.random.default_rng(0).choice(len(x), size=at_most, replace=False))
-    return x[keep], np.asarray(y)[keep]
+    return (x.subset(keep) if isinstance(x, MelRows) else x[keep]), np.asarray(y)[keep]
 
 
-def nearest_distances(query: np.ndarray, reference: np.ndarray, *, chunk: int = 256,
-                      reference_chunk: int = 1024) -> np.ndarray:
+def nearest_distances(query, reference, *, chunk: int = 256,
+                      reference_chunk: int = 256) -> np.ndarray:
     """RMS distance of each ``query`` row to its nearest ``reference`` row (rows flattened), ``[len(query)]``.
 
-    Blocks of both sets are converted to float64 as they are used: memory holds one block of each, not a
-    float64 copy of the sets (a fold of 128 x 173 rows is gigabytes in float64)."""
-    q, r = _flat(query), _flat(reference)
-    if len(r) == 0:
+    ``query`` and ``reference`` are arrays or :class:`MelRows`. Blocks of both are read (converted) and turned
+    into float64 as they are used: memory holds one block of each, not a float64 copy of the sets (a fold of
+    128 x 173 rows is gigabytes in float64). The blocks' sizes do not change the result."""
+    if len(reference) == 0:
         raise ValueError("nearest_distances: empty reference set")
-    starts = range(0, len(r), reference_chunk)
-    r_sq = [np.einsum("ij,ij->i", part, part) for part in (_f64(r[s:s + reference_chunk]) for s in starts)]
-    out = np.empty(len(q))
-    for start in range(0, len(q), chunk):
-        block = _f64(q[start:start + chunk])
+    starts = range(0, len(reference), reference_chunk)
+
+    def reference_block(s: int) -> np.ndarray:  # rows of ``reference`` (an array or MelRows) read as needed
+        return _f64(_flat(reference[s:s + reference_chunk]))
+
+    r_sq = [np.einsum("ij,ij->i", part, part) for part in map(reference_block, starts)]
+    out = np.empty(len(query))
+    for start in range(0, len(query), chunk):
+        block = _f64(_flat(query[start:start + chunk]))
         block_sq = np.einsum("ij,ij->i", block, block)[:, None]
         best = np.full(len(block), np.inf)
         for part_sq, s in zip(r_sq, starts):
             # |q - r|^2 = |q|^2 + |r|^2 - 2 q.r ; BLAS makes this fast, float64 keeps exact copies near 0
-            sq = block_sq + part_sq[None, :] - 2.0 * block @ _f64(r[s:s + reference_chunk]).T
+            sq = block_sq + part_sq[None, :] - 2.0 * block @ reference_block(s).T
             best = np.minimum(best, sq.min(axis=1))
         out[start:start + chunk] = np.sqrt(np.maximum(best, 0.0))
-    return out / math.sqrt(q.shape[1])
+    return out / math.sqrt(int(np.prod(query.shape[1:])))
 
 
 def _flat(x: np.ndarray) -> np.ndarray:
@@ -424,8 +462,8 @@ def assess_generated(judge: Judge, generated: FeatureSet, real_train: FeatureSet
     labels = tuple(labels if labels is not None else generated.labels)
     _check_inputs(generated, real_train, real_test, labels)
     scale = MelScale.fit(real_train, normaliser)  # block by block: no dB copy of the training set is kept
-    mel = {"gen": scale.apply(generated, normaliser), "train": scale.apply(real_train, normaliser),
-           "test": scale.apply(real_test, normaliser)}
+    mel = {name: scale.view(fs, normaliser) for name, fs in
+           (("gen", generated), ("train", real_train), ("test", real_test))}
     emb = {name: np.asarray(judge.embed(fs), dtype=np.float64) for name, fs in
            (("gen", generated), ("train", real_train), ("test", real_test))}
     y = {"gen": generated.y.numpy(), "train": real_train.y.numpy(), "test": real_test.y.numpy()}

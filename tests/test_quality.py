@@ -332,3 +332,35 @@ def test_assess_generated_with_a_real_classifier_as_judge(real_sets, one_torch_t
     # the judge's own recognition of the generated items matches what predict_items says
     items = judge.predict_items(generated)
     assert values["judge_wa"] == pytest.approx(float((items["y_true"] == items["y_pred"]).mean()))
+
+
+# ------------------------------------------------------------------------------ rows read lazily
+def test_mel_rows_read_lazily_equal_the_converted_set(real_sets):
+    train, normaliser = real_sets["train"], real_sets["normaliser"]
+    scale = MelScale.fit(train, normaliser)
+    whole, rows = scale.apply(train, normaliser), scale.view(train, normaliser)
+    mask = train.y.numpy() == 1
+    index = np.array([5, 0, 77, 3])
+    assert rows.shape == whole.shape and len(rows) == len(whole)
+    np.testing.assert_array_equal(rows[10:300], whole[10:300])
+    np.testing.assert_array_equal(rows[mask], whole[mask])
+    np.testing.assert_array_equal(rows[index], whole[index])
+    np.testing.assert_array_equal(rows.subset(index)[1:3], whole[index][1:3])
+
+
+def test_assess_generated_reading_rows_lazily_gives_the_numbers_of_converted_copies(real_sets, monkeypatch):
+    """The measures read rows a block or a class at a time (a sample of held-out rows stays unconverted); the
+    numbers are those of whole converted copies, to the last bit, also where samples and blocks are used."""
+    import emoaug.quality as quality
+
+    train, test, normaliser = real_sets["train"], real_sets["test"], real_sets["normaliser"]
+    gen_db, gen_y = draw_db(90, seed=3)
+    generated = featureset(gen_db + 1.0, gen_y, normaliser, "g")
+    kwargs = {"max_queries": 50}  # held-out and generated rows sampled, as at scale
+    monkeypatch.setattr(quality, "memorisation", lambda *a, _m=quality.memorisation, **k: _m(*a, **k, **kwargs))
+    monkeypatch.setattr(quality, "nearest_distances",
+                        lambda q, r, _n=quality.nearest_distances: _n(q, r, chunk=16, reference_chunk=32))
+    lazy = assess_generated(StubJudge(), generated, train, test, normaliser)
+    monkeypatch.setattr(MelScale, "view", MelScale.apply)
+    copies = assess_generated(StubJudge(), generated, train, test, normaliser)
+    pd.testing.assert_frame_equal(lazy, copies, check_exact=True)
