@@ -38,7 +38,8 @@ END_TO_END_TESTS = {"test_every_run_has_the_reference_row_in_its_tables",
                     "test_the_reference_is_stored_per_fold_and_reused", "test_reference_off_leaves_it_out",
                     "test_iemocap_to_msp_improv_prints_malik_table3_with_the_paper_rows",
                     "test_the_run_uses_standardised_rows_and_functionals_and_keeps_the_statistics",
-                    "test_training_folds_without_an_emotion_get_no_synthetic_rows_of_it_and_the_run_finishes"}
+                    "test_training_folds_without_an_emotion_get_no_synthetic_rows_of_it_and_the_run_finishes",
+                    "test_a_run_stops_on_copies_across_partitions_and_runs_flagged_when_allowed"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -42,7 +42,7 @@ def test_toy_run_on_cpu_reports_every_figure(tmp_path):
     out = tmp_path / "gpu.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--toy", "--device", "cpu",
-                           "--budget-s", "10", "--json", str(out)], capture_output=True, text=True, timeout=150,
+                           "--budget-s", "4", "--json", str(out)], capture_output=True, text=True, timeout=150,
                           env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     data = json.loads(out.read_text())
