@@ -261,9 +261,8 @@ def paper_settings() -> dict[str, Any]:
     profile = get_profile("paper")
     clf = profile.classifiers[profile.classifier]
     preset = get_preset(profile.preset)
-    dcgan = get_generator_class("dcgan")(**get_generator_class("dcgan").profile_config("paper")).get_config()
-    diffusion_cls = get_generator_class("diffusion")
-    diffusion = diffusion_cls(**diffusion_cls.profile_config("paper"))
+    dcgan = get_generator_class("dcgan")(**profile.generators["dcgan"]).get_config()
+    diffusion = get_generator_class("diffusion")(**profile.generators["diffusion"])
     sampler = diffusion.sampler()
     return {
         "profile": profile.name, "preset": preset.name, "n_mels": preset.n_mels, "n_frames": preset.frames,
@@ -310,7 +309,8 @@ def model_sizes(settings: dict[str, Any], toy: bool) -> dict[str, Any]:
         sizes["diffusion"].update(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4, heads=2,
                                   cond_dim=16, style_channels=4, style_dim=8, ser_channels=8, ser_lstm_hidden=8,
                                   ser_batch_size=4, batch_size=4, sample_batch_size=4, warmup_steps=2)
-    sizes["diffusion"].pop("seed", None)
+    for name in ("dcgan", "diffusion"):
+        sizes[name].pop("seed", None)  # each measured run sets its own
     return sizes
 
 

@@ -55,11 +55,47 @@ class Profile:
     synthetic_ratio: float
     export_per_emotion: int  # generated wavs written per emotion (first fold and seed only)
     griffin_lim_iters: int
+    # generator name -> options overriding the defaults of its Config (emoaug.generators.options), which are the
+    # quick budget; a generator not named here (a plugin, say) runs with its Config's defaults
+    generators: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _SMALL_BLSTM = {"channels": 32, "lstm_hidden": 32, "lstm_layers": 1}
 _QUICK_BLSTM = {"channels": 64, "lstm_hidden": 64, "lstm_layers": 1, "conv_dropout": 0.0, "lstm_dropout": 0.0,
                 "time_pool": 4}
+
+# Generator sizes per profile. These options enter every cell's key: changing one recomputes those cells.
+_SMOKE_GENERATORS: dict[str, dict[str, Any]] = {  # seconds on a CPU: proves the plumbing, not the models
+    "vae": {"widths": (8, 16), "steps": 20, "batch_size": 8, "log_every": 5},
+    "dcgan": {"noise_dim": 16, "g_widths": (16, 8), "d_widths": (8, 16), "steps": 20, "batch_size": 8,
+              "log_every": 5, "bn_batches": 2},
+    "cyclegan": {"channels": 4, "residual_channels": 32, "n_blocks": 1, "disc_channels": 8, "steps": 4,
+                 "batch_size": 4, "identity_steps": None},
+    # patch 8: the middle block's self-attention over (mel, frame) positions is quadratic in them; at patch 4 it
+    # took most of a smoke cell's time (wiring checks need it run, not large)
+    "diffusion": {"base_channels": 8, "channel_mults": (1, 2), "patch_size": 8, "cond_dim": 16,
+                  "style_channels": 4, "style_dim": 8, "ser_channels": 8, "ser_lstm_hidden": 8, "ser_epochs": 1,
+                  "train_steps": 4, "batch_size": 8, "warmup_steps": 1, "sampling_steps": 4, "ema_decay": 0.0},
+}
+_PAPER_GENERATORS: dict[str, dict[str, Any]] = {  # the published sizes, for a GPU
+    # EmoGen's published settings (latent 32, beta 0.1, lr 3e-4, batch 16, clip 0.5)
+    "vae": {"widths": (32, 64, 128, 256), "steps": 30000, "batch_size": 16, "lr": 3e-4, "log_every": 200},
+    # Radford et al.'s DCGAN widths (1024-512-256-128 / 128-256-512-1024, z 100, batch 64)
+    "dcgan": {"noise_dim": 100, "g_widths": (1024, 512, 256, 128), "d_widths": (128, 256, 512, 1024),
+              "steps": 30000, "batch_size": 64, "log_every": 200, "bn_batches": 32},
+    # CycleGAN-VC2 scale and schedule (2-D 128/256 channels, 6 residual 1-D blocks of 512, 2e5 iterations of
+    # batch 1 on 128-frame segments, lr 2e-4/1e-4, identity loss for the first 1e4 iterations)
+    "cyclegan": {"channels": 128, "residual_channels": 512, "n_blocks": 6, "disc_channels": 128, "steps": 200_000,
+                 "batch_size": 1, "crop_frames": 128, "lr_g": 2e-4, "lr_d": 1e-4, "identity_steps": 10_000},
+    # Kim & Lee 2024 (Tables 3-4): T = 1000 linear 1e-4..0.02, batch 32, widths 256/512/1024 with two
+    # downsamplings and attention in the middle
+    "diffusion": {"schedule": "linear", "prediction": "eps", "timesteps": 1000, "base_channels": 256,
+                  "channel_mults": (1, 2, 4), "num_res_blocks": 2, "patch_size": 1, "groups": 32, "heads": 8,
+                  "cond_dim": 512, "style_channels": 32, "style_dim": 128, "ser_channels": 128,
+                  "ser_lstm_hidden": 128, "ser_epochs": 50, "ser_patience": 10, "train_steps": 200_000,
+                  "batch_size": 32, "lr": 1e-4, "warmup_steps": 1000, "ema_decay": 0.9999, "sampling_steps": 50,
+                  "sample_batch_size": 32},
+}
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -78,6 +114,7 @@ PROFILES: dict[str, Profile] = {
         synthetic_ratio=0.5,
         export_per_emotion=1,
         griffin_lim_iters=4,
+        generators=_SMOKE_GENERATORS,
     ),
     "quick": Profile(
         name="quick",
@@ -105,6 +142,7 @@ PROFILES: dict[str, Profile] = {
         synthetic_ratio=1.0,
         export_per_emotion=1,
         griffin_lim_iters=32,
+        generators={},  # each generator's Config defaults are this budget (measured in each generator's module)
     ),
     "paper": Profile(
         name="paper",
@@ -124,6 +162,7 @@ PROFILES: dict[str, Profile] = {
         synthetic_ratio=1.0,
         export_per_emotion=3,
         griffin_lim_iters=64,
+        generators=_PAPER_GENERATORS,
     ),
 }
 

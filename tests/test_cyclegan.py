@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 import torch
 
+from emoaug.config import PROFILES
 from emoaug.errors import EmoaugError
 from emoaug.featureset import FeatureSet
 from emoaug.generators import get_generator_class
@@ -232,9 +233,8 @@ def test_registered_and_movable_before_fit():
     assert get_generator_class("cyclegan") is CycleGAN
     gen = CycleGAN(**TINY).to("cpu")  # the runner moves generators before fitting them
     assert gen.networks() == {}
-    assert set(CycleGAN.PROFILE_DEFAULTS) == {"smoke", "quick", "paper"}
-    for profile in CycleGAN.PROFILE_DEFAULTS:
-        CycleGAN(**CycleGAN.profile_config(profile))  # every profile is a valid config
+    for profile in PROFILES.values():
+        CycleGAN(**profile.generators.get("cyclegan", {}))  # every profile is a valid config
 
 
 def test_transform_converts_given_rows_into_the_condition_and_leaves_them_alone():

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
+from emoaug.config import get_profile
 from emoaug.errors import EmoaugError
 from emoaug.featureset import FeatureSet
 from emoaug.generators.diffusion.generator import Conditioner, DiffusionGenerator, DiffusionModel
@@ -293,10 +294,10 @@ def test_config_errors_and_profiles():
     with pytest.raises(EmoaugError, match="enhance_t0"):
         DiffusionGenerator(enhance_t0=1.5)
     for profile in ("smoke", "quick", "paper"):
-        generator = DiffusionGenerator(**DiffusionGenerator.profile_config(profile))
+        generator = DiffusionGenerator(**get_profile(profile).generators.get("diffusion", {}))
         assert generator.schedule.num_timesteps == generator.config["timesteps"]
         assert generator.to("cpu").networks() == {}  # the runner moves generators before fitting them
-    assert DiffusionGenerator.profile_config("paper")["base_channels"] == 256
+    assert get_profile("paper").generators["diffusion"]["base_channels"] == 256
 
 
 def test_transform_enhances_given_held_out_rows_under_the_given_emotions(fitted, train_set):

@@ -4,11 +4,18 @@ is one line raised before any audio is read."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from emoaug.bench.resolve import resolve_generator_configs
+from emoaug.bench.resolve import resolve_generator_configs, resolve_run_config
+from emoaug.cli import main
+from emoaug.generators.base import Generator
 from emoaug.storage import stable_hash
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 PROFILES = ("smoke", "quick", "paper")
 BUILTINS = ("cyclegan", "dcgan", "diffusion", "none", "specaugment", "vae")
@@ -45,3 +52,106 @@ def test_profiles_resolve_to_the_configs_of_the_untyped_implementation(name, pro
     expected = json.loads(UNTYPED_RESOLVED[(profile, name)])
     assert json.dumps(resolved, sort_keys=True, separators=(",", ":")) == UNTYPED_RESOLVED[(profile, name)]
     assert stable_hash(resolved) == stable_hash(expected)
+
+
+# ------------------------------------------------------------------------------------------ option errors
+class PluginWithoutConfig(Generator):
+    """Declares no Config: it takes no options."""
+
+    name = "no_config"
+
+
+class PluginWithProfileDefaults(Generator):
+    """The old way of giving per-profile values, which nothing reads any more."""
+
+    name = "old_style"
+    PROFILE_DEFAULTS = {"quick": {"sigma": 0.1}}
+
+
+@pytest.fixture
+def readme_plugin(tmp_path, monkeypatch):
+    """The README's example plugin, as written there, importable as ``readme_plugin:NoisyCopies``."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    (tmp_path / "readme_plugin.py").write_text(next(b for b in blocks if "class NoisyCopies" in b))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "readme_plugin:NoisyCopies"
+
+
+@pytest.fixture
+def no_audio_read(monkeypatch):
+    """Any attempt to read audio fails the test: option errors must come before."""
+    import emoaug.audio
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("audio was read before the option error")
+
+    for reader in ("probe_audio", "read_audio", "load_mono"):
+        monkeypatch.setattr(emoaug.audio, reader, refuse)
+
+
+def the_error_line(err: str) -> str:
+    """The one line of stderr that reports the error (info lines such as "--gen: added none" may precede it)."""
+    errors = [line for line in err.splitlines() if line.startswith("emoaug: error:")]
+    assert len(errors) == 1 and err.endswith(errors[0] + "\n"), err  # the error is one line, and the last
+    return errors[0]
+
+
+THIS = __name__  # plugins below are passed as import paths, e.g. tests.test_generator_configs:PluginWithoutConfig
+
+
+@pytest.mark.parametrize(
+    ("gen", "option", "says"),
+    [
+        ("diffusion", "diffusion.sampling_step=5", "generator 'diffusion': unknown option 'sampling_step' "
+                                                   "(did you mean 'sampling_steps'?)"),
+        ("diffusion", "diffusion.sampling_steps=many", "sampling_steps must be an integer >= 1, got 'many'"),
+        ("diffusion", "diffusion.sampling_steps=2.5", "sampling_steps must be an integer >= 1, got '2.5'"),
+        ("diffusion", "diffusion.p_uncond=1.5", "p_uncond must be a finite number >= 0 and < 1, got '1.5'"),
+        ("diffusion", "diffusion.sampler=euler", "sampler must be one of 'ddim', 'ddpm', got 'euler'"),
+        ("diffusion", "diffusion.heads=3", "heads=3 must divide the attention width 64"),
+        ("dcgan", "dcgan.g_widths=16,8,4", "g_widths and d_widths must have the same length"),
+        ("cyclegan", "cyclegan.residual_output=maybe", "residual_output must be true or false, got 'maybe'"),
+        (f"{THIS}:PluginWithoutConfig", f"{THIS}:PluginWithoutConfig.sigma=1",
+         "generator 'no_config' takes no options, got sigma"),
+        (f"{THIS}:PluginWithProfileDefaults", None, "generator 'old_style': PROFILE_DEFAULTS is no longer read"),
+    ],
+)
+def test_option_errors_are_one_line_before_any_audio_is_read(no_audio_read, tmp_path, capsys, gen, option, says):
+    args = ["--corpus", "synthetic", "--gen", gen, "--out", str(tmp_path / "runs"), "--no-mlflow"]
+    code = main([*args, *(["--gen-opt", option] if option else [])])
+    assert code == 2 and says in the_error_line(capsys.readouterr().err)
+
+
+def test_the_readme_plugins_mistyped_option_is_one_line_before_any_audio_is_read(readme_plugin, no_audio_read,
+                                                                                  tmp_path, capsys):
+    code = main(["--corpus", "synthetic", "--gen", readme_plugin, "--gen-opt", f"{readme_plugin}.sigmaa=1",
+                 "--out", str(tmp_path / "runs"), "--no-mlflow"])
+    assert code == 2
+    assert "generator 'noisy': unknown option 'sigmaa' (did you mean 'sigma'?)" in the_error_line(capsys.readouterr().err)
+    config = resolve_run_config(gen=["none", readme_plugin], gen_opt=[f"{readme_plugin}.sigma=0.3"], profile="smoke")
+    assert config.generator_configs[readme_plugin] == {"sigma": 0.3}
+
+
+def test_gen_opt_strings_become_the_options_types():
+    options = ["diffusion.channel_mults=1,2", "diffusion.mid_attention=false", "diffusion.micro_batch_size=null",
+               "diffusion.enhance_t0=10", "diffusion.clip_x0=2", "diffusion.attention_at=[1]"]
+    config = resolve_run_config(gen=["diffusion"], gen_opt=options, profile="smoke").generator_configs["diffusion"]
+    assert (config["channel_mults"], config["mid_attention"], config["micro_batch_size"]) == ([1, 2], False, None)
+    assert (config["enhance_t0"], config["clip_x0"], config["attention_at"]) == (10, 2.0, [1])
+    assert isinstance(config["enhance_t0"], int) and isinstance(config["clip_x0"], float)
+
+
+def test_generators_built_directly_check_their_options_in_one_line():
+    from emoaug.errors import EmoaugError
+    from emoaug.generators.diffusion import DiffusionGenerator
+    from emoaug.generators.specaugment import SpecAugment
+
+    for build, says in [(lambda: SpecAugment(freq_maks=1), "did you mean 'freq_masks'?"),
+                        (lambda: SpecAugment(time_masks=True), "time_masks must be an integer >= 0, got True"),
+                        (lambda: DiffusionGenerator(enhance_t0=1.5), "enhance_t0 as a fraction must be in (0, 1]"),
+                        (lambda: DiffusionGenerator(attention_at=(3,)), "attention_at levels [3] do not exist")]:
+        with pytest.raises(EmoaugError) as err:
+            build()
+        assert says in str(err.value) and "\n" not in str(err.value)
+    assert SpecAugment(time_masks=np.int64(1)).options.time_masks == 1
+

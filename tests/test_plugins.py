@@ -13,16 +13,25 @@ from emoaug.generators import available_generators, get_generator_class
 from tests.helpers import make_emodb
 
 PLUGIN_MODULE = '''
+from dataclasses import dataclass
+
 import torch
 
 from emoaug.featureset import FeatureSet
 from emoaug.generators.base import Generator
+from emoaug.generators.options import option
+
+
+@dataclass(frozen=True)
+class NoisyConfig:
+    sigma: float = option(0.1, "noise standard deviation", ge=0)
 
 
 class NoisyCopies(Generator):
     """Training rows of each class plus Gaussian noise (config: sigma)."""
 
     name = "noisy_copies"
+    Config = NoisyConfig
 
     def _fit(self, train):
         self.train = train
@@ -33,7 +42,7 @@ class NoisyCopies(Generator):
         for label, n in n_per_class.items():
             pool = (self.train.y == self.labels.index(label)).nonzero().flatten()
             pick = pool[torch.randint(len(pool), (n,), generator=g)]
-            rows.append(self.train.x[pick] + self.config.get("sigma", 0.1) * torch.randn(
+            rows.append(self.train.x[pick] + self.options.sigma * torch.randn(
                 (n, *self.train.x.shape[1:]), generator=g))
             ys.append(self.train.y[pick])
         y = torch.cat(ys)

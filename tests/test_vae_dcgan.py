@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from emoaug.config import PROFILES
 from emoaug.errors import EmoaugError
 from emoaug.featureset import FeatureSet
 from emoaug.generators import get_generator_class
@@ -237,9 +238,8 @@ def test_dcgan_samples_carry_the_class_pattern():
 def test_registered_with_profiles_and_rejects_unknown_options(kind):
     cls = get_generator_class(kind)
     assert cls is CLASSES[kind]
-    assert set(cls.PROFILE_DEFAULTS) == {"smoke", "quick", "paper"}
-    for profile in cls.PROFILE_DEFAULTS:
-        assert cls(**cls.profile_config(profile)).get_config()["steps"] > 0
+    for profile in PROFILES.values():
+        assert cls(**profile.generators.get(kind, {})).get_config()["steps"] > 0
     with pytest.raises(EmoaugError, match="unknown option"):
         cls(not_an_option=1)
 

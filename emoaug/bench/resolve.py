@@ -6,7 +6,6 @@ any audio is read: generator options are checked by building each generator from
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -243,9 +242,10 @@ def complete_generators(generators: list[str], protocols: list[str], baseline: s
     return completed
 
 
-def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict]:
-    """``["diffusion.steps=50"]`` -> ``{"diffusion": {"steps": 50}}``; names must be among --gen."""
-    parsed: dict[str, dict] = {}
+def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict[str, str]]:
+    """``["diffusion.steps=50"]`` -> ``{"diffusion": {"steps": "50"}}``; names must be among --gen. Values stay
+    strings: each generator's Config parses them to its option's type (emoaug.generators.options)."""
+    parsed: dict[str, dict[str, str]] = {}
     for option in options:
         target, sep, raw = option.partition("=")
         name, dot, key = target.rpartition(".")
@@ -253,34 +253,35 @@ def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict]
             raise EmoaugError(f"--gen-opt: expected GEN.KEY=VALUE, got {option!r}")
         if name not in generators:
             raise EmoaugError(f"--gen-opt: {name!r} is not among --gen ({', '.join(generators)})")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        parsed.setdefault(name, {})[key] = value
+        parsed.setdefault(name, {})[key] = raw
     return parsed
 
 
 def resolve_generator_configs(generators: list[str], profile: str, options: list[str]) -> dict[str, dict]:
-    """Each generator's profile defaults (model size, steps) overridden by --gen-opt, fully spelled out.
+    """Each generator's Config: its defaults, then the profile's preset for it (model size, steps), then
+    --gen-opt, fully spelled out as a plain dict (what the run records and cell keys hash).
 
     Each generator is built once from its config (constructors take config only and do no work), so an
-    unknown or ill-typed option fails here; the recorded config is the generator's own resolved one.
+    unknown or ill-typed option fails here, before any audio is read.
     """
-    from ..generators import get_generator_class
-
     overrides = parse_gen_opts(options, generators)
     configs = {}
     for name in generators:
-        cls = get_generator_class(name)
-        config = {**cls.profile_config(profile), **overrides.get(name, {})}
-        try:
-            built = cls(**config)
-        except EmoaugError as err:
-            raise EmoaugError(f"--gen-opt: {err}") from None
-        except (TypeError, ValueError) as err:
-            raise EmoaugError(f"--gen-opt: generator {name!r} rejects its options ({err})") from None
-        resolved = built.get_config()
+        resolved = generator_config_under(profile, name, overrides.get(name, {}))
         resolved.pop("seed", None)  # each cell sets its own seed
         configs[name] = resolved
     return configs
+
+
+def generator_config_under(profile: str, name: str, overrides: dict[str, str] | None = None) -> dict:
+    """Generator ``name``'s whole config under ``profile`` (its Config's defaults, the profile's preset for it,
+    then ``overrides``) as a plain dict, checked by building the generator."""
+    from ..generators import get_generator_class
+
+    config = {**get_profile(profile).generators.get(name, {}), **(overrides or {})}
+    try:
+        return get_generator_class(name)(**config).get_config()
+    except EmoaugError as err:
+        raise EmoaugError(f"--gen-opt: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise EmoaugError(f"--gen-opt: generator {name!r} rejects its options ({err})") from None

@@ -1,6 +1,7 @@
 """The generator interface (scikit-learn's estimator contract).
 
-* ``__init__`` takes configuration only and does no work;
+* ``__init__`` takes configuration only and does no work: the options declared by the class's frozen
+  dataclass ``Config`` (:mod:`emoaug.generators.options`), checked once, here, for every generator;
 * ``fit(train)`` learns from the training fold and nothing else;
 * ``generate(n_per_class, seed)`` is pure: the same fitted generator and seed give the same rows;
 * ``transform(rows, conditions, seed)`` (optional, ``transforms_rows``) is pure too: a generated version
@@ -9,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -16,6 +18,7 @@ import torch
 
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
+from .options import NoOptions, plain_dict, resolve_options
 
 
 class Generator:
@@ -27,14 +30,15 @@ class Generator:
     #: part of every stored cell's and checkpoint's key: bump it when a code change changes the results
     version: ClassVar[str] = "1"
 
+    #: the options: a frozen dataclass whose fields have types, defaults, bounds and docs (emoaug.generators.options;
+    #: a built-in's defaults are the quick budget, the other profiles override them in emoaug.config)
+    Config: ClassVar[type] = NoOptions
+
     def __init__(self, **config: Any):
-        self.config = dict(config)
+        self.use_options(self.resolve_config(config))
         self.fitted_item_ids: list[str] = []  # what fit() saw; the runner audits it for leakage
         self.fitted_speakers: set[str] = set()
         self.labels: tuple[str, ...] = ()
-
-    #: profile name -> default config (model size, steps); user options override it.
-    PROFILE_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     #: whether the runner should checkpoint it (see emoaug.generators.neural.NeuralGenerator)
     trainable: ClassVar[bool] = False
     #: whether the runner passes the cell's ``seed`` in the config
@@ -46,8 +50,21 @@ class Generator:
     execution_config: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def profile_config(cls, profile: str) -> dict[str, Any]:
-        return dict(cls.PROFILE_DEFAULTS.get(profile, {}))
+    def resolve_config(cls, values: Mapping[str, Any]) -> Any:
+        """``values`` (some of the options, Python values or ``--gen-opt`` strings) as a checked ``Config``;
+        anything wrong is a one-line EmoaugError naming the generator and the option."""
+        if hasattr(cls, "PROFILE_DEFAULTS"):  # the old way: ignoring it would silently drop the values
+            raise EmoaugError(f"generator {cls.name!r}: PROFILE_DEFAULTS is no longer read; declare the options "
+                              "in a frozen dataclass `Config` (its defaults apply under every profile)")
+        if cls.accepts_seed and "seed" not in {f.name for f in dataclasses.fields(cls.Config)}:
+            raise EmoaugError(f"generator {cls.name!r} accepts a seed but its Config has no `seed` field "
+                              "(subclass emoaug.generators.neural.NeuralConfig)")
+        return resolve_options(cls.name, cls.Config, values)
+
+    def use_options(self, options: Any) -> None:
+        """Set the resolved options: ``options`` (typed) and ``config`` (the same as a plain dict)."""
+        self.options = options
+        self.config = plain_dict(options)
 
     def to(self, device) -> Generator:
         """Move to a torch device; generators without networks ignore it."""

@@ -52,7 +52,7 @@ converted into it. Ids are ``gen:cyclegan:<source item id>:<k>``, speakers are t
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -64,41 +64,40 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
 from . import register
-from .neural import NeuralGenerator, generated_featureset
+from .neural import NeuralConfig, NeuralGenerator, generated_featureset
+from .options import option
 
 NAME = "cyclegan"
 #: The generator halves mel and time twice: rows are padded to a multiple of this and cropped back.
 DOWNSAMPLE = 4
 
-# Defaults = the quick profile (2 CPU cores, ~400 rows of 128 x 173: about a minute per fit).
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "source_emotion": "neutral",
-    "channels": 8,  # 2-D channels at half resolution (x2 at quarter resolution)
-    "residual_channels": 128,  # width of the 1-D residual stage
-    "n_blocks": 3,  # residual 1-D blocks
-    "disc_channels": 64,  # discriminator channels at full time resolution (x2 per stride-2 layer)
-    "steps": 600,  # optimisation steps (one G update + one D update each)
-    "batch_size": 8,
-    "crop_frames": 64,  # train on random windows of this many frames (None = whole rows)
-    "lr_g": 5e-4,  # CycleGAN-VC: 2e-4 (paper profile); faster here for the short CPU budget
-    "lr_d": 2e-4,  # CycleGAN-VC: 1e-4 (paper profile)
-    "beta1": 0.5,
-    "beta2": 0.999,
-    "lambda_cyc": 10.0,
-    "lambda_id": 5.0,
-    "identity_steps": 100,  # apply the identity loss for this many steps (None = always)
-    "lambda_cls": 2.0,
-    "residual_output": True,
-    "generate_batch_size": 32,
-}
 
-_PROFILE_KEYS = ("channels", "residual_channels", "n_blocks", "disc_channels", "steps", "batch_size", "crop_frames",
-                 "lr_g", "lr_d", "identity_steps")
-_INT_KEYS = ("channels", "residual_channels", "n_blocks", "disc_channels", "steps", "batch_size",
-             "generate_batch_size")
-_POSITIVE_FLOAT_KEYS = ("lr_g", "lr_d")
-_NONNEGATIVE_FLOAT_KEYS = ("lambda_cyc", "lambda_id", "lambda_cls")
+@dataclass(frozen=True)
+class CycleGANConfig(NeuralConfig):
+    """Defaults: the quick profile, about a minute per fit on 2 CPU cores for ~400 rows of 128 x 173 (measured;
+    module docstring). The other profiles' sizes are in emoaug.config."""
+
+    source_emotion: str = option("neutral", "emotion whose training rows are converted into the others")
+    channels: int = option(8, "2-D channels at half resolution (x2 at quarter resolution)", ge=1)
+    residual_channels: int = option(128, "width of the 1-D residual stage", ge=1)
+    n_blocks: int = option(3, "residual 1-D blocks", ge=1)
+    disc_channels: int = option(64, "discriminator channels at full time resolution (x2 per stride-2 layer)",
+                                ge=1)
+    steps: int = option(600, "optimisation steps (one G update + one D update each)", ge=1)
+    batch_size: int = option(8, "rows per batch", ge=1)
+    crop_frames: int | None = option(64, "train on random windows of this many frames (None: whole rows)",
+                                     ge=2 * DOWNSAMPLE)
+    lr_g: float = option(5e-4, "generator learning rate (CycleGAN-VC: 2e-4; faster for the short CPU budget)",
+                         gt=0)
+    lr_d: float = option(2e-4, "discriminator learning rate (CycleGAN-VC: 1e-4)", gt=0)
+    beta1: float = option(0.5, "Adam beta1", ge=0, lt=1)
+    beta2: float = option(0.999, "Adam beta2", ge=0, lt=1)
+    lambda_cyc: float = option(10.0, "weight of the cycle-consistency loss", ge=0)
+    lambda_id: float = option(5.0, "weight of the identity loss", ge=0)
+    identity_steps: int | None = option(100, "apply the identity loss for this many steps (None: always)", ge=0)
+    lambda_cls: float = option(2.0, "weight of the domain-classification loss (0: no class head)", ge=0)
+    residual_output: bool = option(True, "the generator predicts a change added to its input")
+    generate_batch_size: int = option(32, "rows converted per forward pass", ge=1)
 
 
 # ----------------------------------------------------------------------------------- building blocks
@@ -264,27 +263,10 @@ class CycleGAN(NeuralGenerator):
 
     name = NAME
     transforms_rows = True  # convert a given row into the chosen emotion
-    PROFILE_DEFAULTS = {
-        # Seconds: proves the plumbing, not the model.
-        "smoke": {"channels": 4, "residual_channels": 32, "n_blocks": 1, "disc_channels": 8, "steps": 4,
-                  "batch_size": 4, "identity_steps": None},
-        # About a minute per fit on 2 CPU cores for ~400 rows of 128 x 173 (measured; module docstring).
-        "quick": {key: DEFAULTS[key] for key in _PROFILE_KEYS},
-        # CycleGAN-VC2 scale and schedule (2-D 128/256 channels, 6 residual 1-D blocks of 512, 2e5
-        # iterations of batch 1 on 128-frame segments, lr 2e-4/1e-4, identity loss for the first 1e4
-        # iterations); for a GPU.
-        "paper": {"channels": 128, "residual_channels": 512, "n_blocks": 6, "disc_channels": 128,
-                  "steps": 200_000, "batch_size": 1, "crop_frames": 128, "lr_g": 2e-4, "lr_d": 1e-4,
-                  "identity_steps": 10_000},
-    }
+    Config = CycleGANConfig
 
     def __init__(self, **config: Any):
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise EmoaugError(f"generator {NAME!r}: unknown option(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(DEFAULTS)})")
-        super().__init__(**{**DEFAULTS, **config})
-        _check_config(self.config)
+        super().__init__(**config)
         self.generator: ConversionGenerator | None = None
         self.discriminator: ProjectionDiscriminator | None = None
         self._present = torch.empty(0, dtype=torch.int64)  # classes with training rows, sorted
@@ -441,7 +423,7 @@ class CycleGAN(NeuralGenerator):
                           labels=self.labels, item_ids=[])
 
 
-# ----------------------------------------------------------------------------------- validation
+# ----------------------------------------------------------------------------------- request checks
 
 
 def _check_count(label: str, count: Any) -> int:
@@ -449,30 +431,3 @@ def _check_count(label: str, count: Any) -> int:
         raise EmoaugError(f"generator {NAME!r}: n_per_class[{label!r}] must be an integer >= 0, got {count!r}")
     return int(count)
 
-
-def _check_config(config: dict[str, Any]) -> None:
-    for key in _INT_KEYS:
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise EmoaugError(f"generator {NAME!r}: {key} must be an integer >= 1, got {value!r}")
-    for key in (*_POSITIVE_FLOAT_KEYS, *_NONNEGATIVE_FLOAT_KEYS, "beta1", "beta2"):
-        value = config[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise EmoaugError(f"generator {NAME!r}: {key} must be a finite number >= 0, got {value!r}")
-    for key in _POSITIVE_FLOAT_KEYS:
-        if config[key] == 0:
-            raise EmoaugError(f"generator {NAME!r}: {key} must be > 0")
-    for key in ("beta1", "beta2"):
-        if config[key] >= 1:
-            raise EmoaugError(f"generator {NAME!r}: {key} must be in [0, 1), got {config[key]!r}")
-    crop = config["crop_frames"]
-    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 2 * DOWNSAMPLE):
-        raise EmoaugError(f"generator {NAME!r}: crop_frames must be None or an integer >= {2 * DOWNSAMPLE}, got {crop!r}")
-    identity_steps = config["identity_steps"]
-    if identity_steps is not None and (isinstance(identity_steps, bool) or not isinstance(identity_steps, int)
-                                       or identity_steps < 0):
-        raise EmoaugError(f"generator {NAME!r}: identity_steps must be None or an integer >= 0, got {identity_steps!r}")
-    if not isinstance(config["source_emotion"], str):
-        raise EmoaugError(f"generator {NAME!r}: source_emotion must be an emotion name, got {config['source_emotion']!r}")
-    if not isinstance(config["residual_output"], bool):
-        raise EmoaugError(f"generator {NAME!r}: residual_output must be true or false")

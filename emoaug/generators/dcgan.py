@@ -29,6 +29,7 @@ matches what the generator produced in training. Ids ``gen:dcgan:<k>``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,29 +47,47 @@ from .layers import (
     endless_minibatches,
     pad_to_multiple,
     padded_size,
-    positive_int,
     recalibrate_batchnorm,
-    resolve_config,
     sn_conv2d,
     sn_linear,
 )
-from .neural import NeuralGenerator, generated_featureset
+from .neural import NeuralConfig, NeuralGenerator, generated_featureset
+from .options import option
 
 LOSSES = ("hinge", "nonsaturating")
 GENERATE_CHUNK = 64
 
-_COMMON = {
-    "loss": "hinge",
-    "lr_g": 2e-4,
-    "lr_d": 2e-4,
-    "beta1": 0.5,
-    "beta2": 0.999,
-    "d_steps": 1,
-    "range_margin": 0.05,
-    "bn_batches": 8,
-    "g_upsample": "transposed",
-}
 UPSAMPLING = ("transposed", "nearest")
+
+
+@dataclass(frozen=True)
+class DCGANConfig(NeuralConfig):
+    """Defaults: the quick profile (~40 s per fit on 2 CPU cores for rows of 128 x 173, emogen preset; 0.19 s
+    per step measured). The other profiles' sizes are in emoaug.config."""
+
+    loss: str = option("hinge", "adversarial loss (see the module docstring)", choices=LOSSES)
+    lr_g: float = option(2e-4, "Adam learning rate of the generator", ge=0)
+    lr_d: float = option(2e-4, "Adam learning rate of the discriminator", ge=0)
+    beta1: float = option(0.5, "Adam beta1 of both", ge=0, lt=1)
+    beta2: float = option(0.999, "Adam beta2 of both", ge=0, lt=1)
+    d_steps: int = option(1, "discriminator updates per generator update", ge=1)
+    range_margin: float = option(0.05, "widening of each mel band's training range mapped onto tanh's [-1, 1]",
+                                 ge=0)
+    bn_batches: int = option(8, "batches that recompute BatchNorm statistics after training", ge=1)
+    g_upsample: str = option("transposed", "generator up-sampling: stride-2 transposed conv, or nearest + conv",
+                             choices=UPSAMPLING)
+    noise_dim: int = option(64, "size of the noise vector z", ge=1)
+    g_widths: tuple[int, ...] = option((128, 64, 32, 16), "generator channels per level, coarsest first", ge=1,
+                                       min_items=1)
+    d_widths: tuple[int, ...] = option((16, 32, 64, 128), "discriminator channels per level, finest first",
+                                       ge=1, min_items=1)
+    steps: int = option(200, "generator updates", ge=0)
+    batch_size: int = option(16, "rows per batch", ge=1)
+    log_every: int = option(25, "steps between loss records in the history", ge=1)
+
+    def __post_init__(self) -> None:
+        if len(self.g_widths) != len(self.d_widths):  # each level halves mel and time in both networks
+            raise EmoaugError("g_widths and d_widths must have the same length (down-sampling levels)")
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -147,21 +166,10 @@ class ConditionalDCGAN(NeuralGenerator):
     """Class-conditional DCGAN. See the module docstring for the model, the loss and the data range."""
 
     name = "dcgan"
-    PROFILE_DEFAULTS = {
-        # seconds on a CPU
-        "smoke": {**_COMMON, "noise_dim": 16, "g_widths": [16, 8], "d_widths": [8, 16], "steps": 20,
-                  "batch_size": 8, "log_every": 5, "bn_batches": 2},
-        # ~40 s per fit on 2 CPU cores for rows of 128 x 173 (emogen preset; 0.19 s per step measured)
-        "quick": {**_COMMON, "noise_dim": 64, "g_widths": [128, 64, 32, 16], "d_widths": [16, 32, 64, 128],
-                  "steps": 200, "batch_size": 16, "log_every": 25},
-        # Radford et al.'s DCGAN widths (1024-512-256-128 / 128-256-512-1024, z 100, batch 64), for a GPU
-        "paper": {**_COMMON, "noise_dim": 100, "g_widths": [1024, 512, 256, 128], "d_widths": [128, 256, 512, 1024],
-                  "steps": 30000, "batch_size": 64, "log_every": 200, "bn_batches": 32},
-    }
+    Config = DCGANConfig
 
     def __init__(self, **config: Any):
-        super().__init__(**resolve_config(self.name, self.PROFILE_DEFAULTS["quick"], config))
-        _check_config(self.config)
+        super().__init__(**config)
         self.generator: ConditionalGenerator | None = None
         self.discriminator: ProjectionDiscriminator | None = None
         self.band_center = torch.zeros(0)
@@ -297,27 +305,4 @@ def band_range(x: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tens
     low, high = x.amin(dim=(0, 2)), x.amax(dim=(0, 2))
     half = ((high - low) / 2 * (1.0 + margin)).clamp_min(1e-6)  # a constant band still maps finitely
     return ((high + low) / 2).float(), half.float()
-
-
-def _check_config(cfg: dict[str, Any]) -> None:
-    if cfg["loss"] not in LOSSES:
-        raise EmoaugError(f"generator 'dcgan': loss must be one of {', '.join(LOSSES)}, got {cfg['loss']!r}")
-    if cfg["g_upsample"] not in UPSAMPLING:
-        raise EmoaugError(f"generator 'dcgan': g_upsample must be one of {', '.join(UPSAMPLING)}, "
-                          f"got {cfg['g_upsample']!r}")
-    for key in ("g_widths", "d_widths"):
-        widths = cfg[key]
-        if not isinstance(widths, list) or not widths or not all(positive_int(w) for w in widths):
-            raise EmoaugError(f"generator 'dcgan': {key} must be a non-empty list of positive integers, got {widths!r}")
-    if len(cfg["g_widths"]) != len(cfg["d_widths"]):
-        raise EmoaugError("generator 'dcgan': g_widths and d_widths must have the same length (down-sampling levels)")
-    for key in ("noise_dim", "batch_size", "log_every", "d_steps", "bn_batches"):
-        if not positive_int(cfg[key]):
-            raise EmoaugError(f"generator 'dcgan': {key} must be a positive integer, got {cfg[key]!r}")
-    if not positive_int(cfg["steps"]) and cfg["steps"] != 0:
-        raise EmoaugError(f"generator 'dcgan': steps must be an integer >= 0, got {cfg['steps']!r}")
-    for key in ("lr_g", "lr_d", "beta1", "beta2", "range_margin"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise EmoaugError(f"generator 'dcgan': {key} must be a number >= 0, got {value!r}")
 

@@ -132,19 +132,6 @@ def recalibrate_batchnorm(module: nn.Module, batches) -> None:
 
 
 # ---------------------------------------------------------------------------- generator plumbing
-def resolve_config(name: str, defaults: dict, config: dict) -> dict:
-    """``defaults`` overridden by ``config``; unknown keys are a one-line user error.
-
-    Lists stay lists (not tuples) so the config is JSON-able and hashes the same after a round trip.
-    """
-    unknown = sorted(set(config) - set(defaults) - {"seed"})
-    if unknown:
-        raise EmoaugError(f"generator {name!r}: unknown option(s) {', '.join(unknown)} "
-                          f"(known: seed, {', '.join(sorted(defaults))})")
-    merged = {**defaults, **config}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in merged.items()}
-
-
 def endless_minibatches(make_epoch, steps: int):
     """Yield exactly ``steps`` index batches, drawing fresh shuffled epochs from ``make_epoch()``."""
     done = 0
@@ -163,10 +150,6 @@ def class_generator(*key: int) -> torch.Generator:
     """
     seed = int(np.random.default_rng(list(key)).integers(0, 2**63 - 1))
     return torch.Generator().manual_seed(seed)
-
-
-def positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
 def check_count(name: str, label: str, count) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,17 +23,26 @@ from torch import nn
 
 from ..featureset import FeatureSet
 from .base import Generator
+from .options import option
+
+
+@dataclass(frozen=True)
+class NeuralConfig:
+    """Options every trainable generator has; its own ``Config`` subclasses this."""
+
+    seed: int = option(0, "seed of the weights and of every training draw (each cell sets its own)")
 
 
 class NeuralGenerator(Generator):
-    """Base of generators with learned weights. Config keys ``seed`` and per-profile sizes."""
+    """Base of generators with learned weights (option ``seed``; sizes come with each profile)."""
 
+    Config = NeuralConfig
     trainable: ClassVar[bool] = True
     accepts_seed: ClassVar[bool] = True
 
     def __init__(self, **config: Any):
         super().__init__(**config)
-        self.seed = int(self.config.get("seed", 0))
+        self.seed = self.options.seed
         self.device = torch.device("cpu")
         self.history: list[dict[str, float]] = []
 

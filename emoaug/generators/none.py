@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import EmoaugError
 from ..featureset import FeatureSet
 from . import register
 from .base import Generator
@@ -18,9 +17,7 @@ class NoneGenerator(Generator):
     produces_nothing = True
 
     def __init__(self, **config):
-        if config:
-            raise EmoaugError(f"generator 'none': takes no options, got {', '.join(sorted(config))}")
-        super().__init__()
+        super().__init__(**config)  # no Config: any option is refused there
         self.shape: tuple[int, int] = (0, 0)  # (n_mels, n_frames) of the training rows
 
     def _fit(self, train: FeatureSet) -> None:

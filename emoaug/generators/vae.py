@@ -30,6 +30,7 @@ Generation (config ``mode``):
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,27 +51,38 @@ from .layers import (
     multi_resolution_spectral_loss,
     pad_to_multiple,
     padded_size,
-    positive_int,
-    resolve_config,
 )
-from .neural import NeuralGenerator, generated_featureset
+from .neural import NeuralConfig, NeuralGenerator, generated_featureset
+from .options import option
 
 MODES = ("prior", "reconstruction")
 RECON_LOSSES = ("l1", "mse")
 #: rows decoded per forward pass at generation time (memory bound, does not change results)
 GENERATE_CHUNK = 64
 
-_COMMON = {
-    "mode": "prior",
-    "latent_dim": 32,
-    "class_embedding": 16,
-    "beta": 0.1,
-    "spectral_weight": 1.0,
-    "recon_loss": "l1",
-    "grad_clip": 0.5,
-    "temperature": 1.0,
-    "latent_noise": 1.0,
-}
+
+@dataclass(frozen=True)
+class VAEConfig(NeuralConfig):
+    """Defaults: the quick profile (~45 s per fit on 2 CPU cores for rows of 128 x 173, emogen preset; 0.4-0.5 s
+    per step measured). The other profiles' sizes are in emoaug.config."""
+
+    mode: str = option("prior", "generation: decode prior samples, or perturbed reconstructions of training rows",
+                       choices=MODES)
+    latent_dim: int = option(32, "size of the Gaussian latent (EmoGen: 32)", ge=1)
+    class_embedding: int = option(16, "size of the decoder's emotion embedding", ge=1)
+    beta: float = option(0.1, "weight of the KL term (EmoGen: 0.1)", ge=0)
+    spectral_weight: float = option(1.0, "weight of the multi-resolution spectral loss", ge=0)
+    recon_loss: str = option("l1", "reconstruction loss per cell", choices=RECON_LOSSES)
+    grad_clip: float = option(0.5, "gradient-norm clipping (EmoGen: 0.5)", ge=0)
+    temperature: float = option(1.0, "prior mode: standard deviation of z", ge=0)
+    latent_noise: float = option(1.0, "reconstruction mode: scale of the posterior noise (0 = the plain "
+                                      "reconstruction)", ge=0)
+    widths: tuple[int, ...] = option((16, 32, 64), "encoder channels per level, finest first (decoder mirrored)",
+                                     ge=1, min_items=1)
+    steps: int = option(100, "optimisation steps", ge=0)
+    batch_size: int = option(16, "rows per batch", ge=1)
+    lr: float = option(1e-3, "Adam learning rate", ge=0)
+    log_every: int = option(25, "steps between loss records in the history", ge=1)
 
 
 class ConditionalVAE(nn.Module):
@@ -135,19 +147,10 @@ class ConditionalVAEGenerator(NeuralGenerator):
 
     name = "vae"
     transforms_rows = True  # encode-decode a given row under a chosen emotion
-    PROFILE_DEFAULTS = {
-        # seconds on a CPU: tiny widths, a handful of steps
-        "smoke": {**_COMMON, "widths": [8, 16], "steps": 20, "batch_size": 8, "lr": 1e-3, "log_every": 5},
-        # ~45 s per fit on 2 CPU cores for rows of 128 x 173 (emogen preset; 0.4-0.5 s per step measured)
-        "quick": {**_COMMON, "widths": [16, 32, 64], "steps": 100, "batch_size": 16, "lr": 1e-3, "log_every": 25},
-        # EmoGen's published settings (latent 32, beta 0.1, lr 3e-4, batch 16, clip 0.5), for a GPU
-        "paper": {**_COMMON, "widths": [32, 64, 128, 256], "steps": 30000, "batch_size": 16, "lr": 3e-4,
-                  "log_every": 200},
-    }
+    Config = VAEConfig
 
     def __init__(self, **config: Any):
-        super().__init__(**resolve_config(self.name, self.PROFILE_DEFAULTS["quick"], config))
-        _check_config(self.config)
+        super().__init__(**config)
         self.model: ConditionalVAE | None = None
         self._train_x = torch.empty(0)
         self._train_y = torch.empty(0, dtype=torch.int64)
@@ -280,24 +283,4 @@ class ConditionalVAEGenerator(NeuralGenerator):
     def _require_fitted(self) -> None:
         if self.model is None:
             raise EmoaugError("generator 'vae': used before fit() or restore()")
-
-
-def _check_config(cfg: dict[str, Any]) -> None:
-    if cfg["mode"] not in MODES:
-        raise EmoaugError(f"generator 'vae': mode must be one of {', '.join(MODES)}, got {cfg['mode']!r}")
-    if cfg["recon_loss"] not in RECON_LOSSES:
-        raise EmoaugError(f"generator 'vae': recon_loss must be one of {', '.join(RECON_LOSSES)}, "
-                          f"got {cfg['recon_loss']!r}")
-    widths = cfg["widths"]
-    if not isinstance(widths, list) or not widths or not all(positive_int(w) for w in widths):
-        raise EmoaugError(f"generator 'vae': widths must be a non-empty list of positive integers, got {widths!r}")
-    for key in ("latent_dim", "class_embedding", "batch_size", "log_every"):
-        if not positive_int(cfg[key]):
-            raise EmoaugError(f"generator 'vae': {key} must be a positive integer, got {cfg[key]!r}")
-    if not positive_int(cfg["steps"]) and cfg["steps"] != 0:
-        raise EmoaugError(f"generator 'vae': steps must be an integer >= 0, got {cfg['steps']!r}")
-    for key in ("beta", "spectral_weight", "lr", "grad_clip", "temperature", "latent_noise"):
-        value = cfg[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise EmoaugError(f"generator 'vae': {key} must be a number >= 0, got {value!r}")
 

@@ -27,9 +27,9 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,8 @@ from ...classifiers import SERClassifier, TrainConfig
 from ...errors import EmoaugError
 from ...featureset import FeatureSet
 from .. import register
-from ..neural import NeuralGenerator, generated_featureset
+from ..neural import NeuralConfig, NeuralGenerator, generated_featureset
+from ..options import option
 from .samplers import DDPM_VARIANCES, SAMPLERS, SPACINGS, Denoiser, make_sampler
 from .schedules import SCHEDULES, NoiseSchedule, make_schedule
 from .unet import UNet, _norm, unet
@@ -51,68 +52,95 @@ log = logging.getLogger("emoaug")
 MODES = ("synthesize", "enhance")
 PREDICTIONS = ("eps", "v")
 
-# The quick profile: ~1.5 minutes per fold on a 2-core CPU for ~300 rows of 128 x 173 (0.15 s per
-# training step, ~0.08 s per generated row with 15 guided DDIM steps; measured).
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
+
+@dataclass(frozen=True)
+class DiffusionConfig(NeuralConfig):
+    """Defaults: the quick profile, ~1.5 minutes per fold on a 2-core CPU for ~300 rows of 128 x 173 (0.15 s per
+    training step, ~0.08 s per generated row with 15 guided DDIM steps; measured). The other profiles' sizes are
+    in emoaug.config."""
+
     # generation
-    "mode": "synthesize",
-    "enhance_t0": 0.3,  # float: fraction of the chain; int: a 0-based step
-    "sampler": "ddim",
-    "sampling_steps": 15,
-    "eta": 0.0,
-    "spacing": "trailing",
-    "ddpm_variance": "posterior",
-    "clip_x0": "auto",  # "auto": 1.1 x the largest |value| of the training rows; a number; or None
-    "guidance_scale": 2.0,
-    "sample_batch_size": 64,
+    mode: str = option("synthesize", "synthesize from noise, or enhance training rows", choices=MODES)
+    enhance_t0: int | float = option(0.3, "enhance: noise level to start from, a 0-based step (int) or a fraction "
+                                          "of the chain in (0, 1] (float)", ge=0)
+    sampler: str = option("ddim", "sampler", choices=SAMPLERS)
+    sampling_steps: int = option(15, "sampler steps per generated row", ge=1)
+    eta: float = option(0.0, "DDIM stochasticity (0: deterministic)", ge=0)
+    spacing: str = option("trailing", "how sampling steps are spread over the chain", choices=SPACINGS)
+    ddpm_variance: str = option("posterior", "DDPM sampler's variance", choices=DDPM_VARIANCES)
+    clip_x0: float | str | None = option("auto", "clip predicted rows to +-this ('auto': 1.1 x the largest |value| "
+                                                 "of the training rows; None: no clipping)", gt=0,
+                                         choices=("auto",))
+    guidance_scale: float = option(2.0, "classifier-free guidance (1: plain conditional, 0: unconditional)", ge=0)
+    sample_batch_size: int = option(64, "rows denoised per forward pass", ge=1)
     # noise schedule
-    "schedule": "linear",
-    "timesteps": 1000,
-    "beta_start": 1e-4,
-    "beta_end": 0.02,
-    "cosine_s": 0.008,
+    schedule: str = option("linear", "noise schedule", choices=SCHEDULES)
+    timesteps: int = option(1000, "diffusion steps T", ge=1)
+    beta_start: float = option(1e-4, "linear schedule: first beta", gt=0, lt=1)
+    beta_end: float = option(0.02, "linear schedule: last beta", gt=0, lt=1)
+    cosine_s: float = option(0.008, "cosine schedule: offset s", ge=0)
     # denoiser
-    "base_channels": 16,
-    "channel_mults": (1, 2, 4),
-    "num_res_blocks": 1,
-    "attention_at": (),
-    "mid_attention": True,
-    "heads": 4,
-    "groups": 8,
-    "dropout": 0.0,
-    "patch_size": 4,
-    # a full-resolution stem of 16 channels cost 3.6x per training step on 2 CPU cores (measured on
-    # 128 x 173 rows): off in the quick profile so that all generators fit the 30-minute budget
-    "stem_channels": 0,
-    "prediction": "v",
+    base_channels: int = option(16, "U-Net width at full resolution", ge=1)
+    channel_mults: tuple[int, ...] = option((1, 2, 4), "U-Net width per level relative to base_channels", ge=1,
+                                            min_items=1)
+    num_res_blocks: int = option(1, "residual blocks per U-Net level", ge=1)
+    attention_at: tuple[int, ...] = option((), "U-Net levels with self-attention (0: full resolution)", ge=0)
+    mid_attention: bool = option(True, "self-attention in the U-Net's middle block")
+    heads: int = option(4, "attention heads (must divide each attention width)", ge=1)
+    groups: int = option(8, "GroupNorm groups at most", ge=1)
+    dropout: float = option(0.0, "dropout in the residual blocks", ge=0, lt=1)
+    patch_size: int = option(4, "cells folded into channels per side before the first conv", ge=1)
+    # a full-resolution stem of 16 channels cost 3.6x per training step on 2 CPU cores (measured on 128 x 173
+    # rows): off in the quick profile so that all generators fit the 30-minute budget
+    stem_channels: int = option(0, "channels of a full-resolution stem around the patch folding (0: none)", ge=0)
+    prediction: str = option("v", "what the U-Net predicts: the noise, or v", choices=PREDICTIONS)
     # conditioning
-    "cond_dim": 64,
-    "style_channels": 16,
-    "style_dim": 32,
-    "p_uncond": 0.1,
+    cond_dim: int = option(64, "conditioning vector size", ge=1)
+    style_channels: int = option(16, "style encoder channels", ge=1)
+    style_dim: int = option(32, "style embedding size", ge=1)
+    p_uncond: float = option(0.1, "probability of dropping the condition in training (for guidance)", ge=0, lt=1)
     # emotion-embedding classifier (trained on the training fold only)
-    "ser_channels": 32,
-    "ser_lstm_hidden": 32,
-    "ser_epochs": 20,
-    "ser_batch_size": 32,
-    "ser_lr": 1e-3,
-    "ser_patience": 5,
-    "ser_holdout": 0.2,
+    ser_channels: int = option(32, "emotion-embedding classifier: conv channels", ge=1)
+    ser_lstm_hidden: int = option(32, "emotion-embedding classifier: BLSTM size (embedding: twice this)", ge=1)
+    ser_epochs: int = option(20, "emotion-embedding classifier: epochs", ge=1)
+    ser_batch_size: int = option(32, "emotion-embedding classifier: batch size", ge=1)
+    ser_lr: float = option(1e-3, "emotion-embedding classifier: learning rate", gt=0)
+    ser_patience: int = option(5, "emotion-embedding classifier: early-stopping patience in epochs", ge=1)
+    ser_holdout: float = option(0.2, "emotion-embedding classifier: share of training speakers held out", ge=0,
+                                lt=1)
     # optimisation
-    "train_steps": 300,
-    "batch_size": 16,
-    # rows per forward/backward pass inside one training step (None: the whole batch). Gradients accumulate
-    # over the micro-batches and every norm is a GroupNorm (no batch statistics), so the update is the same up
-    # to float summation order: a memory knob (the paper U-Net needs ~8 GB of activations per 80 x 862 row),
-    # not part of what the generator is (left out of its content keys, see ``execution_config``)
-    "micro_batch_size": None,
-    "lr": 1e-3,
-    "weight_decay": 0.0,
-    "warmup_steps": 50,
-    "grad_clip": 1.0,
-    "ema_decay": 0.99,  # 0 = no EMA copy
-}
+    train_steps: int = option(300, "denoiser optimisation steps", ge=0)
+    batch_size: int = option(16, "rows per training step", ge=1)
+    # Gradients accumulate over the micro-batches and every norm is a GroupNorm (no batch statistics), so the
+    # update is the same up to float summation order: a memory knob (the paper U-Net needs ~8 GB of activations
+    # per 80 x 862 row), not part of what the generator is (left out of its content keys, see execution_config)
+    micro_batch_size: int | None = option(None, "rows per forward/backward pass in a training step (None: the "
+                                                "whole batch)", ge=1)
+    lr: float = option(1e-3, "AdamW learning rate", gt=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
+    warmup_steps: int = option(50, "learning-rate warm-up steps", ge=0)
+    grad_clip: float = option(1.0, "gradient-norm clipping (0: none)", ge=0)
+    ema_decay: float = option(0.99, "decay of the EMA copy used for sampling (0: no EMA copy)", ge=0, lt=1)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.enhance_t0, float) and not 0.0 < self.enhance_t0 <= 1.0:
+            raise EmoaugError(f"enhance_t0 as a fraction must be in (0, 1], got {self.enhance_t0!r}")
+        if self.schedule == "linear" and self.beta_start > self.beta_end:
+            raise EmoaugError(f"beta_start must be <= beta_end, got {self.beta_start} > {self.beta_end}")
+        levels = len(self.channel_mults)
+        missing = sorted(level for level in self.attention_at if level >= levels)
+        if missing:
+            raise EmoaugError(f"attention_at levels {missing} do not exist (levels 0..{levels - 1})")
+        self._check_heads_divide_attention_widths()
+
+    def _check_heads_divide_attention_widths(self) -> None:
+        """Found here, not when the U-Net is built inside fit() (after the corpus is read)."""
+        levels = {*self.attention_at, *([len(self.channel_mults) - 1] if self.mid_attention else [])}
+        for level in sorted(levels):
+            width = self.base_channels * self.channel_mults[level]
+            if width % self.heads:
+                raise EmoaugError(f"heads={self.heads} must divide the attention width {width} (base_channels x "
+                                  f"channel_mults[{level}])")
 
 
 class StyleEncoder(nn.Module):
@@ -222,32 +250,10 @@ class DiffusionGenerator(NeuralGenerator):
     execution_config = ("micro_batch_size",)
     SAMPLING_KEYS = ("mode", "enhance_t0", "sampler", "sampling_steps", "eta", "spacing", "ddpm_variance",
                      "clip_x0", "guidance_scale", "sample_batch_size")
-    PROFILE_DEFAULTS = {
-        # patch 8: the middle block's self-attention over (mel, frame) positions is quadratic in them; at patch 4
-        # it took most of a smoke cell's time (wiring checks need it run, not large)
-        "smoke": {"base_channels": 8, "channel_mults": (1, 2), "patch_size": 8, "cond_dim": 16,
-                  "style_channels": 4, "style_dim": 8, "ser_channels": 8, "ser_lstm_hidden": 8, "ser_epochs": 1,
-                  "train_steps": 4, "batch_size": 8, "warmup_steps": 1, "sampling_steps": 4, "ema_decay": 0.0},
-        "quick": {k: v for k, v in DEFAULTS.items() if k != "seed"},
-        # Kim & Lee 2024 (Tables 3-4): T = 1000 linear 1e-4..0.02, batch 32, widths 256/512/1024 with two
-        # downsamplings and attention in the middle; meant for a GPU.
-        "paper": {"schedule": "linear", "prediction": "eps", "timesteps": 1000, "base_channels": 256, "channel_mults": (1, 2, 4),
-                  "num_res_blocks": 2, "patch_size": 1, "groups": 32, "heads": 8, "cond_dim": 512,
-                  "style_channels": 32, "style_dim": 128, "ser_channels": 128, "ser_lstm_hidden": 128,
-                  "ser_epochs": 50, "ser_patience": 10, "train_steps": 200_000, "batch_size": 32, "lr": 1e-4,
-                  "warmup_steps": 1000, "ema_decay": 0.9999, "sampling_steps": 50, "sample_batch_size": 32},
-    }
+    Config = DiffusionConfig
 
     def __init__(self, **config: Any):
-        unknown = sorted(set(config) - set(DEFAULTS))
-        if unknown:
-            raise EmoaugError(f"generator 'diffusion': unknown option(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(DEFAULTS)})")
-        merged = {**DEFAULTS, **config}
-        merged["channel_mults"] = tuple(merged["channel_mults"])
-        merged["attention_at"] = tuple(merged["attention_at"])
-        super().__init__(**merged)
-        _check_config(self.config)
+        super().__init__(**config)
         self.model: DiffusionModel | None = None
         self.ema: DiffusionModel | None = None
         self.schedule: NoiseSchedule = make_schedule(**self._schedule_args())
@@ -442,8 +448,7 @@ class DiffusionGenerator(NeuralGenerator):
             raise EmoaugError(f"generator 'diffusion': with_sampling() takes only {', '.join(self.SAMPLING_KEYS)}, "
                               f"not {', '.join(bad)}")
         other = copy.copy(self)
-        other.config = {**self.config, **overrides}
-        _check_config(other.config)
+        other.use_options(self.resolve_config({**self.config, **overrides}))
         return other
 
     def sampler(self):
@@ -521,53 +526,9 @@ class DiffusionGenerator(NeuralGenerator):
         return sampler.sample(denoise, noise, generator=rng).cpu()
 
 
-# ---------------------------------------------------------------------- config checks
+# ---------------------------------------------------------------------- request checks
 def _check_count(label: str, count) -> int:
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise EmoaugError(f"generator 'diffusion': n_per_class[{label!r}] must be an integer >= 0, got {count!r}")
     return int(count)
 
-
-def _choice(config: dict, key: str, allowed: tuple[str, ...]) -> None:
-    if config[key] not in allowed:
-        raise EmoaugError(f"generator 'diffusion': {key} must be one of {', '.join(allowed)}, got {config[key]!r}")
-
-
-def _positive_int(config: dict, key: str, minimum: int = 1) -> None:
-    value = config[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise EmoaugError(f"generator 'diffusion': {key} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_config(cfg: dict) -> None:
-    _choice(cfg, "mode", MODES)
-    _choice(cfg, "sampler", SAMPLERS)
-    _choice(cfg, "schedule", SCHEDULES)
-    _choice(cfg, "spacing", SPACINGS)
-    _choice(cfg, "ddpm_variance", DDPM_VARIANCES)
-    _choice(cfg, "prediction", PREDICTIONS)
-    for key in ("timesteps", "sampling_steps", "sample_batch_size", "base_channels", "num_res_blocks", "heads",
-                "groups", "patch_size", "cond_dim", "style_channels", "style_dim", "ser_channels",
-                "ser_lstm_hidden", "ser_epochs", "ser_batch_size", "ser_patience", "batch_size"):
-        _positive_int(cfg, key)
-    for key in ("train_steps", "warmup_steps", "stem_channels"):
-        _positive_int(cfg, key, minimum=0)
-    if cfg["micro_batch_size"] is not None:
-        _positive_int(cfg, "micro_batch_size")
-    for key in ("p_uncond", "ser_holdout", "ema_decay"):
-        if not 0.0 <= float(cfg[key]) < 1.0:
-            raise EmoaugError(f"generator 'diffusion': {key} must be in [0, 1), got {cfg[key]!r}")
-    if not float(cfg["guidance_scale"]) >= 0:
-        raise EmoaugError(f"generator 'diffusion': guidance_scale must be >= 0, got {cfg['guidance_scale']!r}")
-    if not float(cfg["eta"]) >= 0:
-        raise EmoaugError(f"generator 'diffusion': eta must be >= 0, got {cfg['eta']!r}")
-    t0 = cfg["enhance_t0"]
-    if isinstance(t0, bool) or not isinstance(t0, (int, float, np.integer, np.floating)):
-        raise EmoaugError(f"generator 'diffusion': enhance_t0 must be a step (int) or a fraction (float), got {t0!r}")
-    if isinstance(t0, (float, np.floating)) and not 0.0 < t0 <= 1.0:
-        raise EmoaugError(f"generator 'diffusion': enhance_t0 as a fraction must be in (0, 1], got {t0!r}")
-    clip = cfg["clip_x0"]
-    if clip not in ("auto", None) and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
-        raise EmoaugError(f"generator 'diffusion': clip_x0 must be 'auto', None or a number > 0, got {clip!r}")
-    if not math.isfinite(float(cfg["lr"])) or float(cfg["lr"]) <= 0:
-        raise EmoaugError(f"generator 'diffusion': lr must be > 0, got {cfg['lr']!r}")
