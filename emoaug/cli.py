@@ -175,6 +175,8 @@ def list_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bench.py list",
                                      description="List corpora, generators, classifiers, profiles and presets.")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--gen", metavar="NAME", default=None,
+                        help="list this generator's options instead: type, bounds, default per profile, doc")
     return parser
 
 
@@ -418,6 +420,8 @@ def _link_note(link: dict, follow_links: bool) -> str:
 
 
 def command_list(args: argparse.Namespace) -> int:
+    if args.gen:
+        return list_generator_options(args.gen, args.json)
     from .classifiers import available_classifiers
     from .config import PROFILES
     from .datasets import available_corpora
@@ -443,6 +447,51 @@ def command_list(args: argparse.Namespace) -> int:
             for name in values:
                 print(f"  {name}")
     return 0
+
+
+def list_generator_options(name: str, as_json: bool) -> int:
+    options = generator_options(name)
+    if as_json:
+        print(json.dumps({"generator": name, "options": options}))
+        return 0
+    if not options:
+        print(f"{name} takes no options")
+        return 0
+    print(f"{name} options (--gen-opt {name}.KEY=VALUE):")
+    for opt in options:
+        bounds = f", {opt['bounds']}" if opt["bounds"] else ""
+        print(f"  {opt['name']} ({opt['type']}{bounds}) = {_defaults_text(opt['defaults'])}")
+        print(f"      {opt['doc']}")
+    return 0
+
+
+def generator_options(name: str) -> list[dict]:
+    """Each option of generator ``name``: type, bounds, doc and its value under each profile."""
+    from .bench.resolve import generator_config_under
+    from .config import PROFILES
+    from .generators import get_generator_class
+    from .generators.options import bounds_text, field_types, fields_of, type_name
+
+    cls = get_generator_class(name)
+    per_profile = {profile: generator_config_under(profile, name) for profile in PROFILES}
+    types_by_name = field_types(cls.Config)
+
+    def describe(f) -> dict:
+        doc = f.metadata.get("doc", "")
+        if f.name in cls.execution_config:
+            doc += " (left out of cell keys: changes how, not what, it computes)"
+        return {"name": f.name, "type": type_name(types_by_name[f.name]), "bounds": bounds_text(f),
+                "defaults": {profile: config[f.name] for profile, config in per_profile.items()}, "doc": doc}
+
+    return [describe(f) for f in fields_of(cls.Config)]
+
+
+def _defaults_text(defaults: dict) -> str:
+    """``15`` when every profile agrees, else ``smoke 4 | quick 15 | paper 50``."""
+    shown = {profile: json.dumps(value) for profile, value in defaults.items()}
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return " | ".join(f"{profile} {value}" for profile, value in shown.items())
 
 
 HANDLERS = {

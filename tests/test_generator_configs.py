@@ -155,3 +155,14 @@ def test_generators_built_directly_check_their_options_in_one_line():
         assert says in str(err.value) and "\n" not in str(err.value)
     assert SpecAugment(time_masks=np.int64(1)).options.time_masks == 1
 
+
+# ------------------------------------------------------------------------------------------ listing
+def test_list_gen_prints_each_option_with_type_bounds_profile_defaults_and_doc(capsys):
+    assert main(["list", "--gen", "diffusion"]) == 0
+    out = capsys.readouterr().out
+    assert "  sampling_steps (int, >= 1) = smoke 4 | quick 15 | paper 50\n      sampler steps per generated row" in out
+    assert "  clip_x0 (float | str | None, > 0; one of 'auto') = \"auto\"" in out
+    assert main(["list", "--gen", "diffusion", "--json"]) == 0
+    listed = {o["name"]: o for o in json.loads(capsys.readouterr().out)["options"]}
+    assert listed["channel_mults"]["defaults"] == {"smoke": [1, 2], "quick": [1, 2, 4], "paper": [1, 2, 4]}
+    assert "left out of cell keys" in listed["micro_batch_size"]["doc"]
