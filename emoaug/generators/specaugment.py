@@ -180,18 +180,23 @@ class SpecAugment(Generator):
 
     def _generate(self, n_per_class: dict[str, int], seed: int) -> FeatureSet:
         policy = {k: v for k, v in self.config.items() if k != "mask_value"}
-        xs, ys, sources = [], [], []
-        for label_index, label in enumerate(self.labels):
-            count = _check_count(label, n_per_class.get(label, 0))
+        counts = {label: _check_count(label, n_per_class.get(label, 0)) for label in self.labels}
+        # one preallocated output filled class by class: memory holds the generated set once (and one class's
+        # temporaries), not the classes' parts beside their concatenation
+        x = torch.empty((sum(counts.values()), *self._x.shape[1:]), dtype=torch.float32)
+        ys, sources = [], []
+        for label_index, (label, count) in enumerate(counts.items()):
             if count == 0:
                 continue
             # One stream per (seed, class): a class's rows do not depend on the other classes' counts.
             rng = np.random.default_rng([seed, label_index])
             rows = self._pick_sources(label, label_index, count, rng)
-            xs.append(spec_augment(self._x[torch.as_tensor(rows)], rng, mask_value=self.config["mask_value"], **policy))
+            start = len(sources)
+            x[start:start + count] = spec_augment(self._x[torch.as_tensor(rows)], rng,
+                                                  mask_value=self.config["mask_value"], **policy)
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
             sources.extend(rows.tolist())
-        return self._featureset(xs, ys, sources)
+        return self._featureset(x, ys, sources)
 
     def _transform(self, rows: FeatureSet, conditions: torch.Tensor, seed: int) -> torch.Tensor:
         policy = {k: v for k, v in self.config.items() if k != "mask_value"}
@@ -206,8 +211,8 @@ class SpecAugment(Generator):
         n_cycles = -(-count // len(rows))
         return np.concatenate([rng.permutation(rows) for _ in range(n_cycles)])[:count]
 
-    def _featureset(self, xs: list[torch.Tensor], ys: list[torch.Tensor], sources: list[int]) -> FeatureSet:
-        if not xs:
+    def _featureset(self, x: torch.Tensor, ys: list[torch.Tensor], sources: list[int]) -> FeatureSet:
+        if not ys:
             n_mels, n_frames = self._x.shape[1:]
             return FeatureSet(
                 x=torch.zeros((0, n_mels, n_frames), dtype=torch.float32),
@@ -222,7 +227,7 @@ class SpecAugment(Generator):
             item_ids.append(f"gen:{self.name}:{source_id}:{uses[source_id]}")  # k = k-th copy of that item
             uses[source_id] += 1
         return FeatureSet(
-            x=torch.cat(xs).to(torch.float32),
+            x=x,
             y=torch.cat(ys),
             labels=self.labels,
             item_ids=item_ids,
