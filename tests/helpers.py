@@ -8,8 +8,11 @@ Every ``make_*`` function returns the root to pass to ``load_corpus``.
 from __future__ import annotations
 
 import csv
+import os
 import json
+import signal
 import struct
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -369,3 +372,39 @@ def only_run_dir(out: Path) -> Path:
 def cells_index(run_dir: Path) -> pd.DataFrame:
     """A run's ``cells.json`` as a frame: one row per cell it used, with its key and whether it computed it."""
     return pd.DataFrame(json.loads((Path(run_dir) / "cells.json").read_text())["cells"])
+
+
+# --------------------------------------------------------------------------- processes and the store
+def published_cells(store: Path) -> list[Path]:
+    """Cell folders in the store, not the hidden temporary folders a writer fills before publishing them."""
+    return [p for p in store.glob("cells/*/*/meta.json") if not p.parent.name.startswith(".")]
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    members.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return members
+
+
+def wait_until_group_is_empty(pgid: int, timeout_s: float) -> bool:
+    """Whether every process of group ``pgid`` ended within ``timeout_s``; if not, they are killed."""
+    deadline = time.monotonic() + timeout_s
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            kill_group(pgid)
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

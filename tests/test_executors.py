@@ -22,7 +22,8 @@ import pytest
 from emoaug.cli import main
 from emoaug.bench.parallelism import resolve_parallelism
 from emoaug.errors import EmoaugError
-from tests.helpers import cells_index, emotion_signal, make_emodb, only_run_dir, write_wav
+from tests.helpers import (cells_index, emotion_signal, kill_group, make_emodb, only_run_dir, published_cells,
+                           wait_until_group_is_empty, write_wav)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEAKERS = ("03", "08", "09", "10", "11", "13")
@@ -101,40 +102,6 @@ def test_kill_9_mid_grid_then_rerun_gives_identical_numbers_and_no_partial_files
     assert (config["executor"], config["jobs"], config["threads"]) == (executor, 2, 1)
     audit = json.loads((run_dir / "leakage_audit.json").read_text())
     assert audit["passed"] and {"generator 'vae'", "normaliser"} <= {c["what"] for c in audit["checks"]}
-
-
-def published_cells(store: Path) -> list[Path]:
-    """Cell folders in the store, not the hidden temporary folders a writer fills before publishing them."""
-    return [p for p in store.glob("cells/*/*/meta.json") if not p.parent.name.startswith(".")]
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    members.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                continue
-    return members
-
-
-def wait_until_group_is_empty(pgid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while group_members(pgid):
-        if time.monotonic() > deadline:
-            kill_group(pgid)
-            return False
-        time.sleep(0.2)
-    return True
-
-
-def kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 # ------------------------------------------------------------------------------------------------ reuse

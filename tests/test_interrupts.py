@@ -26,7 +26,7 @@ import pytest
 from emoaug import interrupts, storage
 from emoaug.bench.results import FINISHED, mark_finished
 from emoaug.cli import main
-from tests.helpers import cells_index, make_emodb, only_run_dir
+from tests.helpers import cells_index, make_emodb, only_run_dir, published_cells, wait_until_group_is_empty
 
 ROOT = Path(__file__).resolve().parents[1]
 #: seconds the workers may take to be gone after the driver exited
@@ -45,10 +45,6 @@ def run_args(root: Path, tmp: Path, *extra: str, gen: str = "none") -> list[str]
 
 def temporaries(tmp: Path) -> list[Path]:
     return [p for p in tmp.rglob("*") if p.name.endswith(storage.TMP_SUFFIX)]
-
-
-def published_cells(store: Path) -> list[Path]:
-    return [p for p in store.glob("cells/*/*/meta.json") if not p.parent.name.startswith(".")]
 
 
 # ------------------------------------------------------------------------------------------------ subprocesses
@@ -79,30 +75,10 @@ class Run:
             os.kill(self.proc.pid, sig)
         code = self.proc.wait(timeout=60)
         self.reader.join(timeout=10)
-        gone = wait_until_group_is_empty(self.proc.pid, WORKERS_GONE_WITHIN_S)
+        if not wait_until_group_is_empty(self.proc.pid, WORKERS_GONE_WITHIN_S):
+            pytest.fail(f"worker processes outlived the driver by {WORKERS_GONE_WITHIN_S} s")
+        gone = time.monotonic()
         return code, [line.rstrip("\n") for line in self.lines[before:]], gone - sent
-
-
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) == pgid:
-                    members.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                continue
-    return members
-
-
-def wait_until_group_is_empty(pgid: int, timeout_s: float) -> float:
-    deadline = time.monotonic() + timeout_s
-    while group_members(pgid):
-        if time.monotonic() > deadline:
-            os.killpg(pgid, signal.SIGKILL)
-            pytest.fail(f"worker processes outlived the driver by {timeout_s} s")
-        time.sleep(0.1)
-    return time.monotonic()
 
 
 def beyond_progress(err: str) -> list[str]:
