@@ -7,22 +7,25 @@ check (identical sha1) misses all of them.
 
 How a pair is judged (two stages, both on the cached, unnormalised dB features of the run's preset):
 
-1. *Candidates.* Each item is summarised by the mean and standard deviation of 16 coarse bands over its active
-   frames (below :data:`MAX_HZ`, so that a copy resampled to 8 kHz keeps them; frames within
-   :data:`ACTIVE_DB` of the loudest one, so that dither and noise floors do not count). Every item's
-   :data:`CANDIDATES` most similar items (cosine of the standardised summaries) above
-   :data:`CANDIDATE_SIMILARITY` are candidates.
-2. *Verification.* A candidate pair is a near-duplicate when its band-energy sequences, each centred on its own
-   band means (so a gain change or a re-encoding's equalisation does not matter), correlate above
-   :data:`THRESHOLD` at the best time shift (so a trimmed copy aligns). A copy follows the original frame by
-   frame; another take of the same sentence by the same speaker, in the same emotion, does not: its timing differs.
+1. *Candidates.* Each item is summarised by the mean and standard deviation of :data:`N_BANDS` coarse bands
+   below :data:`MAX_HZ` (so that a copy resampled to 8 kHz keeps them) over its loud frames (within
+   :data:`LOUD_DB` of the loudest one, so that dither and noise floors do not count). Every item's
+   :data:`CANDIDATES` most similar items above :data:`CANDIDATE_SIMILARITY` (cosine of the standardised
+   summaries) are candidates, by two views: the means alone (robust to added noise) and means with deviations
+   (robust to trimming).
+2. *Verification.* A candidate pair is a near-duplicate when its band-energy sequences (slow trends removed, each
+   block centred per band within the overlap, so a gain change or a re-encoding's equalisation does not matter)
+   correlate at or above :data:`THRESHOLD` at the best time shift (so a trimmed copy aligns), searched at ~40 ms
+   and refined at the preset's frame rate. A copy follows the original frame by frame; another take of the same
+   sentence by the same speaker, in the same emotion, does not: its timing differs. Items with less than
+   :data:`MIN_ACTIVE_FRAMES` coarse frames of speech are not compared.
 
 The thresholds are calibrated with ``benchmarks/near_duplicates.py`` on real EmoDB (copies made by dither, gain,
 resampling, MP3 re-encoding and trimming must be found; different speakers saying the same sentence and one
 speaker's different takes must not be); the README gives the measured margins and false-positive counts.
 
 The candidate stage compares every item with every other, in blocks (time grows with the square of the corpus,
-at ~32 multiply-adds per pair: seconds at 100,000 items); memory stays at one block of similarities.
+at ~3 x N_BANDS multiply-adds per pair); memory stays at one block of similarities.
 """
 
 from __future__ import annotations
