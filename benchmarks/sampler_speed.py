@@ -56,11 +56,11 @@ def fitted_parts(args: argparse.Namespace, out_dir: str):
     """The run's fold-0 data, real-only judge and fitted diffusion generator (trained here, not restored)."""
     config = resolve_run_config(corpus=args.corpus, data_root=args.data_root, profile=args.profile, gen="diffusion",
                                 gen_opt=args.gen_opt, out=out_dir, executor="local", threads=args.threads)
-    workload, _ = prepare_workload(config, default_run_dir(config))
-    plan = plan_run(workload)
+    workload, _, config = prepare_workload(config, default_run_dir(config))
+    plan = plan_run(workload, config.experiment)
     judge_spec = plan.judges[0]
     judged = run_judge(judge_spec, workload)
-    cell = next(c for c in plan.cells if c.judge_key == judge_spec.key and c.generator == "diffusion")
+    cell = next(c for c in plan.cells if c.judge_key == judge_spec.key and c.generator.name == "diffusion")
     data = workload.fold_data(cell.fold, cell.seed)
     generator, fit_seconds, _ = fit_generator(cell, workload, data, checkpoint=None)
     return data, load_judge(judged.state, workload), generator, fit_seconds, False

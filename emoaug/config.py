@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from .errors import EmoaugError
@@ -179,18 +179,17 @@ PROTOCOLS = ("augment", "clarity", "cross")
 DEFAULT_PROTOCOLS = ("augment", "clarity")
 
 
-#: RunConfig fields that say where and how cells run, never what they compute
-EXECUTION_FIELDS = ("executor", "jobs", "threads", "ray_address", "store_dir", "fresh")
-
 # How long a run waits for another process before it gives up with one line (each stated in --help):
 RAY_CONNECT_TIMEOUT_S = 30.0  # a --ray-address to accept a connection (Ray itself would retry for ever)
 TRACKING_REQUEST_TIMEOUT_S = 10  # each request to an MLflow tracking server (no retries; results stay local)
 STORE_LOCK_WAIT_S = 600.0  # another run logging into the same local sqlite MLflow store (its lock)
 
 
-@dataclass
-class RunConfig:
-    """Everything that determines a run's numbers, fully resolved (no 'default' left inside)."""
+@dataclass(frozen=True)
+class Experiment:
+    """What determines a run's numbers and tables, fully resolved (no 'default' left inside). It is hashed
+    whole: its :meth:`fingerprint` names the run folder, so two runs share a folder exactly when they ask the
+    same question. Where and how it runs is the :class:`Execution`."""
 
     corpus: str = "synthetic"
     data_root: str | None = None
@@ -217,7 +216,6 @@ class RunConfig:
     # --speaker-norm: each speaker's rows (and functionals) standardised with that speaker's own statistics;
     # transductive (test speakers' unlabelled audio), flagged in every table (emoaug/speaker_norm.py)
     speaker_norm: bool = False
-    device: str = "cpu"
     on_bad_file: str = "skip"
     # --follow-links: read files reached through a symbolic link leaving the corpus root (else skipped)
     follow_links: bool = False
@@ -225,36 +223,74 @@ class RunConfig:
     allow_near_duplicates: bool = False
     min_duration: float = DEFAULT_MIN_DURATION  # seconds; shorter and longer clips are skipped
     max_duration: float = DEFAULT_MAX_DURATION
-    out_dir: str = "runs"
-    cache_dir: str | None = None
-    tracking_uri: str | None = None
-    run_name: str | None = None
-    # Where and how cells run; none of these changes a number (cells are keyed by content).
-    executor: str = "local"
-    jobs: int = 1
-    threads: int = 1  # torch intra-op threads per worker
-    ray_address: str | None = None
-    store_dir: str | None = None
-    fresh: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of the fields that change results (not where they are written or logged)."""
-        payload = self.to_dict()
-        # baseline_generator and reference add rows beside the cells; they change no cell's numbers
-        for key in ("out_dir", "tracking_uri", "run_name", "device", "cache_dir", "baseline_generator", "reference",
-                    "allow_near_duplicates", *EXECUTION_FIELDS):
-            payload.pop(key)
-        # options left at their default keep the folder names runs had before the options existed
-        for key in ("curve_ratios", "speaker_norm", "follow_links"):
-            if not payload[key]:
-                payload.pop(key)
-        if payload.get("classifier") and self.classifier is not None:
-            payload["classifier"] = self.classifier.identity()
-        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        """Hash of every field: what the run folder's name carries."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Experiment:
+        """From a run folder's ``config.json`` record (the names it knows; a missing one keeps its default)."""
+        values = {f.name: stored[f.name] for f in fields(cls) if f.name in stored}
+        if values.get("classifier") is not None:
+            values["classifier"] = ClassifierSettings(**values["classifier"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where and how an experiment runs and where it is written; none of these changes a number (cells are keyed
+    by content), so none is in the run folder's name."""
+
+    device: str = "cpu"
+    out_dir: str = "runs"
+    run_name: str | None = None
+    cache_dir: str | None = None
+    store_dir: str | None = None
+    tracking_uri: str | None = None
+    executor: str = "local"
+    jobs: int = 1
+    threads: int = 1  # torch intra-op threads per worker
+    ray_address: str | None = None
+    fresh: bool = False  # recompute cells although the store holds them
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> Execution:
+        return cls(**{f.name: stored[f.name] for f in fields(cls) if f.name in stored})
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A resolved run: the experiment (what it computes) and its execution (where and how)."""
+
+    experiment: Experiment = field(default_factory=Experiment)
+    execution: Execution = field(default_factory=Execution)
+
+    def fingerprint(self) -> str:
+        return self.experiment.fingerprint()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment.to_dict(), "execution": self.execution.to_dict()}
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> RunConfig:
+        """From ``config.json``; folders written before the split kept every field at the top level."""
+        return cls(Experiment.from_dict(stored.get("experiment", stored)),
+                   Execution.from_dict(stored.get("execution", stored)))
+
+
+def flat_record(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run folder's ``config.json`` with the experiment's and the execution's fields at the top level, for
+    readers that look fields up by name; folders written before the split already had them there."""
+    rest = {key: value for key, value in stored.items() if key not in ("experiment", "execution")}
+    return {**rest, **stored.get("execution", {}), **stored.get("experiment", {})}
 
 
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -323,7 +323,7 @@ def test_transform_enhances_given_held_out_rows_under_the_given_emotions(fitted,
 def test_micro_batches_give_the_whole_batch_gradient_and_are_not_part_of_the_key(fitted, train_set):
     """Gradient accumulation over micro-batches is a memory knob: the whole batch's gradient (up to float
     summation order) and the same content key as one pass over the whole batch."""
-    from emoaug.bench.plan import generator_identity
+    from emoaug.generators.spec import GeneratorSpec
 
     x0, emotion = train_set.x[:8], torch.randn(8, fitted.emotion_dim)
     gradients = {}
@@ -340,8 +340,11 @@ def test_micro_batches_give_the_whole_batch_gradient_and_are_not_part_of_the_key
     for name in whole:
         torch.testing.assert_close(split[name], whole[name], atol=1e-6, rtol=1e-4, msg=name)
     config = fitted.get_config()
-    assert generator_identity("diffusion", config) == generator_identity("diffusion", {**config, "micro_batch_size": 3})
-    assert generator_identity("diffusion", config) != generator_identity("diffusion", {**config, "batch_size": 4})
+    def identity(options: dict) -> dict:
+        return GeneratorSpec.resolve("diffusion", options).identity()
+
+    assert identity(config) == identity({**config, "micro_batch_size": 3})
+    assert identity(config) != identity({**config, "batch_size": 4})
     with pytest.raises(EmoaugError, match="micro_batch_size"):
         DiffusionGenerator(micro_batch_size=0)
 

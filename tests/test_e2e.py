@@ -12,7 +12,7 @@ import pytest
 from emoaug.cli import main
 from emoaug.featureset import FeatureSet
 from emoaug.generators.base import Generator
-from tests.helpers import cells_index, make_emodb
+from tests.helpers import cells_index, make_emodb, only_run_dir
 
 SPEAKERS = ("03", "08", "09", "10", "11", "13")
 TEXTS = ("a01", "a02")
@@ -54,12 +54,6 @@ def smoke_args(root: Path, out: Path, *extra: str) -> list[str]:
     return ["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--out", str(out), *extra]
 
 
-def only_run_dir(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir() and d.name.startswith("emodb-smoke-")]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
 def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(smoke_args(emodb_root, out)) == 0
@@ -84,9 +78,11 @@ def test_smoke_run_writes_tables_audit_and_mlflow(emodb_root, tmp_path, capsys):
     for fold in audit["folds"]:
         assert all(not speakers for speakers in fold["speaker_overlap"].values())
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["corpus"] == "emodb" and config["classifier"]["arch"] == "cnn_blstm"
-    assert config["torch_threads"] == config["threads"] == 1  # EMOAUG_THREADS in conftest
-    assert config["executor"] == "local" and config["jobs"] == 1
+    experiment, execution = config["experiment"], config["execution"]
+    assert experiment["corpus"] == "emodb" and experiment["classifier"]["arch"] == "cnn_blstm"
+    assert config["torch_threads"] == execution["threads"] == 1  # EMOAUG_THREADS in conftest
+    assert execution["executor"] == "local" and execution["jobs"] == 1
+    assert not set(experiment) & set(execution)
     assert (run_dir / "tables" / "generators.md").read_text().count("|") > 10
     assert (run_dir / "figures" / "confusion_none.png").stat().st_size > 1000
 

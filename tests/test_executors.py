@@ -98,8 +98,8 @@ def test_kill_9_mid_grid_then_rerun_gives_identical_numbers_and_no_partial_files
     assert 3 <= (~cells["computed_by_this_run"]).sum() < len(cells)  # finished cells were kept and reused
     # cells computed by this executor before and after the kill give byte-identical results to the local run
     assert result_bytes(run_dir) == result_bytes(local_grid)
-    config = json.loads((run_dir / "config.json").read_text())
-    assert (config["executor"], config["jobs"], config["threads"]) == (executor, 2, 1)
+    execution = json.loads((run_dir / "config.json").read_text())["execution"]
+    assert (execution["executor"], execution["jobs"], execution["threads"]) == (executor, 2, 1)
     audit = json.loads((run_dir / "leakage_audit.json").read_text())
     assert audit["passed"] and {"generator 'vae'", "normaliser"} <= {c["what"] for c in audit["checks"]}
 
@@ -189,7 +189,7 @@ def test_a_cluster_receives_features_as_arrays_and_builds_the_same_fold_data(emo
 
     config = resolve_run_config(corpus="emodb", data_root=str(emodb_root), profile="smoke", out=str(tmp_path),
                                 reference="off")
-    workload, _ = prepare_workload(config, tmp_path / "run")
+    workload, _, _ = prepare_workload(config, tmp_path / "run")
     assert isinstance(workload.features, CachedFeatures)
     remote = workload.in_memory()
     assert isinstance(remote.features, dict) and set(remote.features) == set(workload.features)

@@ -129,13 +129,13 @@ def test_the_readme_plugins_mistyped_option_is_one_line_before_any_audio_is_read
     assert code == 2
     assert "generator 'noisy': unknown option 'sigmaa' (did you mean 'sigma'?)" in the_error_line(capsys.readouterr().err)
     config = resolve_run_config(gen=["none", readme_plugin], gen_opt=[f"{readme_plugin}.sigma=0.3"], profile="smoke")
-    assert config.generator_configs[readme_plugin] == {"sigma": 0.3}
+    assert config.experiment.generator_configs[readme_plugin] == {"sigma": 0.3}
 
 
 def test_gen_opt_strings_become_the_options_types():
     options = ["diffusion.channel_mults=1,2", "diffusion.mid_attention=false", "diffusion.micro_batch_size=null",
                "diffusion.enhance_t0=10", "diffusion.clip_x0=2", "diffusion.attention_at=[1]"]
-    config = resolve_run_config(gen=["diffusion"], gen_opt=options, profile="smoke").generator_configs["diffusion"]
+    config = resolve_run_config(gen=["diffusion"], gen_opt=options, profile="smoke").experiment.generator_configs["diffusion"]
     assert (config["channel_mults"], config["mid_attention"], config["micro_batch_size"]) == ([1, 2], False, None)
     assert (config["enhance_t0"], config["clip_x0"], config["attention_at"]) == (10, 2.0, [1])
     assert isinstance(config["enhance_t0"], int) and isinstance(config["clip_x0"], float)

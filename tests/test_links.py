@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emoaug.cli import main, run_options, run_parser
-from emoaug.config import RunConfig
+from emoaug.config import Execution, Experiment
 from emoaug.datasets import _drop_links_leaving_root, load_corpus
 from emoaug.errors import BadAudioError
 from tests.helpers import make_emodb, write_clip
@@ -118,9 +118,9 @@ def test_describe_lists_links_with_their_targets(linked_folder, capsys):
 def test_follow_links_reaches_the_run_config_and_its_fingerprint_only_when_given():
     assert run_options(run_parser().parse_args(["--follow-links"]))["follow_links"] is True
     assert run_options(run_parser().parse_args([]))["follow_links"] is False
-    # it changes which files are items, hence results (the default is left out, like --speaker-norm's)
-    assert RunConfig(follow_links=True).fingerprint() != RunConfig().fingerprint()
-    assert "follow_links" in RunConfig().to_dict()
+    # it changes which files are items, hence results: part of the experiment, not of its execution
+    assert Experiment(follow_links=True).fingerprint() != Experiment().fingerprint()
+    assert "follow_links" in Experiment().to_dict() and "follow_links" not in Execution().to_dict()
 
 
 def test_a_root_reached_through_a_link_is_not_outside_itself(linked_folder, tmp_path):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from emoaug import metrics
-from emoaug.config import RunConfig
+from emoaug.config import Experiment
 from emoaug.reports.paper_tables import (chosen_generator, confusion_table, kim_confusions, kim_table05,
                                          kim_table12, malik_table02, malik_table03, paper_tables)
 from emoaug.reports.reference import reference_table
@@ -138,7 +138,7 @@ def hand_result(corpus: str, **config) -> SimpleNamespace:
     right = confusion_of([(label, label) for label in LABELS])
     arm_confusions = {("diffusion", "clarity_true_label"): right, ("diffusion", "clarity_predicted_label"): right,
                       ("dcgan", "clarity_sampled"): right}
-    return SimpleNamespace(config=RunConfig(corpus=corpus, **config), summary=hand_summary(),
+    return SimpleNamespace(experiment=Experiment(corpus=corpus, **config), summary=hand_summary(),
                            confusions={"none": right, "dcgan": right, "diffusion": right},
                            arm_confusions=arm_confusions, quality=pd.DataFrame(), labels=LABELS)
 

@@ -78,7 +78,7 @@ def test_entry_point_plugin_runs_through_the_benchmark(plugin_on_path, tmp_path,
     summary = pd.read_csv(run_dir / "summary.csv")
     assert set(summary["generator"]) == {"none", "noisy"}
     config = pd.read_json(run_dir / "config.json", typ="series")
-    assert config["generator_configs"]["noisy"] == {"sigma": 0.2}
+    assert config["experiment"]["generator_configs"]["noisy"] == {"sigma": 0.2}
     timings = pd.read_csv(run_dir / "timings.csv")
     assert timings.query("generator == 'noisy'")["n_synthetic_rows"].gt(0).all()
 

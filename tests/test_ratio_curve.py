@@ -79,12 +79,13 @@ def test_a_run_without_a_curve_keeps_its_run_folder_name():
     same_ratio = resolve_run_config(profile="smoke", synthetic_ratio="0.5")
     curve = resolve_run_config(profile="smoke", synthetic_ratio="0.5,1")
     assert plain.fingerprint() == same_ratio.fingerprint() != curve.fingerprint()
+    plain, curve = plain.experiment, curve.experiment
     assert plain.curve_ratios == [] and curve.curve_ratios == [0.5, 1.0] and curve.synthetic_ratio == 0.5
 
 
 def test_cells_sharing_a_generator_checkpoint_wait_for_the_first():
     def spec(key: str, judge: str, ckpt: str | None) -> CellSpec:
-        return CellSpec(key, "g", 0, 0, judge, ckpt)
+        return CellSpec(key, None, None, fold=0, seed=0, judge_key=judge, checkpoint_key=ckpt)
 
     cells = [spec("a", "j0", "c0"), spec("b", "j0", None), spec("c", "j1", "c1"), spec("d", "j0", "c0"),
              spec("e", "j1", "c1"), spec("f", "j0", "c0")]

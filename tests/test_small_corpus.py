@@ -39,7 +39,7 @@ def test_the_smoke_profile_runs_a_4_speaker_corpus_with_fewer_validation_speaker
     err = capsys.readouterr().err
     assert len([line for line in err.splitlines() if FEWER in line]) == 1 and "Traceback" not in err
     config = run_config(tmp_path / "auto")
-    assert config["classifier"]["val_speakers"] == 0  # config.json names what was trained
+    assert config["experiment"]["classifier"]["val_speakers"] == 0  # config.json names what was trained
     (run_dir,) = [p for p in (tmp_path / "auto").iterdir() if p.is_dir() and p.name.startswith("emodb")]
     folds = json.loads((run_dir / "split.json").read_text())["folds"]
     assert len(folds) == 2 and all(fold["val"] == [] for fold in folds)

@@ -112,7 +112,8 @@ def test_speakers_with_one_utterance_are_counted_in_a_warning(caplog):
 def test_speaker_statistics_take_the_place_of_the_classifiers_per_utterance_mean_removal():
     from emoaug.bench.resolve import resolve_run_config
 
-    plain, normalised = resolve_run_config(profile="quick"), resolve_run_config(profile="quick", speaker_norm=True)
+    plain = resolve_run_config(profile="quick").experiment
+    normalised = resolve_run_config(profile="quick", speaker_norm=True).experiment
     assert plain.classifier.input_norm == "utterance_mean"
     assert normalised.classifier.input_norm == "none" and normalised.speaker_norm
     assert {k: v for k, v in vars(normalised.classifier).items() if k != "input_norm"} == \

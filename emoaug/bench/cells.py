@@ -21,11 +21,10 @@ import torch
 from ..classifiers import SERClassifier, TrainConfig
 from ..errors import LeakageError
 from ..featureset import FeatureSet, StackedFeatureSet
-from ..generators import get_generator_class, make_generator
 from ..generators.base import Generator
 from ..splits import Fold
 from .arms import CLARITY_PREDICTED, CLARITY_SAMPLED, CLARITY_TRUE, CROSS, CROSS_SYNTHETIC_ONLY, MAIN, SYNTHETIC_ONLY
-from .plan import EXAMPLES_PER_EMOTION, CellSpec, FoldData, JudgeSpec, Workload, generator_config
+from .plan import EXAMPLES_PER_EMOTION, CellSpec, FoldData, JudgeSpec, Workload
 from .timings import peak_rss_mb
 
 log = logging.getLogger("emoaug")
@@ -77,13 +76,10 @@ def check_scope(what: str, seen_ids: list[str], seen_speakers: set[str], fold: F
 
 
 # ------------------------------------------------------------------------------------------------ judge
-def make_classifier(workload: Workload, seed: int) -> SERClassifier:
-    settings = workload.config.classifier
-    train_config = TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                               weight_decay=settings.weight_decay, patience=settings.patience, seed=seed,
-                               device=workload.device, lr_schedule=settings.lr_schedule,
-                               class_weight=settings.class_weight, input_norm=settings.input_norm,
-                               precision=settings.precision)
+def make_classifier(spec: JudgeSpec | CellSpec, device: str) -> SERClassifier:
+    """The run's classifier, unfitted, with the seed of ``spec``'s (fold, seed)."""
+    settings = spec.classifier
+    train_config = TrainConfig.from_settings(settings, seed=spec.seed, device=device)
     return SERClassifier(settings.arch, train_config, **settings.arch_kwargs)
 
 
@@ -95,7 +91,7 @@ def run_judge(spec: JudgeSpec, workload: Workload) -> JudgeResult:
              check_scope("judge (real-only classifier)", list(data.train.item_ids), train_speakers, data.fold,
                          test_speakers)]
     start = time.perf_counter()
-    judge = make_classifier(workload, spec.seed).fit(data.train, data.val)
+    judge = make_classifier(spec, workload.device).fit(data.train, data.val)
     return JudgeResult(spec.key, judge.state_dict(), time.perf_counter() - start, audit,
                        wall_s=time.perf_counter() - began, peak_rss_mb=peak_rss_mb())
 
@@ -110,11 +106,11 @@ def run_cell(spec: CellSpec, workload: Workload, judge: JudgeResult, checkpoint:
     start = time.perf_counter()
     data = workload.fold_data(spec.fold, spec.seed)
     classifier = load_judge(judge.state, workload)
-    if get_generator_class(spec.generator).produces_nothing:
+    if spec.generator.produces_nothing:
         result = real_only_cell(spec, data, classifier, judge)
     else:
         result = augmented_cell(spec, workload, data, classifier, checkpoint)
-    result.predictions.insert(0, "generator", spec.generator)
+    result.predictions.insert(0, "generator", spec.generator.name)
     result.predictions.insert(2, "seed", spec.seed)
     result.predictions.insert(3, "fold", spec.fold)
     result.meta["torch_threads"] = torch.get_num_threads()
@@ -134,8 +130,7 @@ def fit_generator(spec: CellSpec, workload: Workload, data: FoldData, checkpoint
                   ) -> tuple[Generator, float, dict | None]:
     """Fit on the training fold, or restore the given weights (trained on the very same inputs).
     Returns the generator, the seconds it took and new weights to store (``None`` when restored)."""
-    gen = make_generator(spec.generator, **generator_config(workload.config, spec.generator, spec.seed))
-    gen = gen.to(workload.device)
+    gen = spec.generator.build().to(workload.device)
     start = time.perf_counter()
     if checkpoint is not None:
         gen.restore(data.train, checkpoint)
@@ -159,7 +154,7 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
     from ..quality import assess_generated
 
     gen, fit_s, new_weights = fit_generator(spec, workload, data, checkpoint)
-    audit = audit_generator(spec.generator, gen, data)
+    audit = audit_generator(spec.generator.name, gen, data)
     counts = data.train.class_counts()
     want = allocate_synthetic(counts, round(spec.synthetic_ratio * len(data.train)))
     start = time.perf_counter()
@@ -170,18 +165,18 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
         quality = assess_generated(judge, synthetic, data.train, data.test, data.normaliser, data.train.labels)
     else:  # ratio 0, or a small ratio of a small fold: nothing generated, nothing to measure
         quality = pd.DataFrame(columns=["emotion", "measure", "value", "n_generated"])
-    quality.insert(0, "generator", spec.generator)
+    quality.insert(0, "generator", spec.generator.name)
     quality.insert(1, "seed", spec.seed)
     quality.insert(2, "fold", spec.fold)
 
     start = time.perf_counter()
     # real and generated rows read as one set, not copied into one (at scale the copy is the largest allocation)
-    clf = make_classifier(workload, spec.seed).fit(StackedFeatureSet([data.train, synthetic]), data.val)
+    clf = make_classifier(spec, workload.device).fit(StackedFeatureSet([data.train, synthetic]), data.val)
     parts = [scored(clf, data, MAIN, CROSS)]
     seconds = {"generator_fit": fit_s, "generate": generate_s, "classifier": time.perf_counter() - start}
     if "augment" in spec.protocols:
         start = time.perf_counter()
-        syn_clf = make_classifier(workload, spec.seed).fit(synthetic_only_set(gen, synthetic, data), data.val)
+        syn_clf = make_classifier(spec, workload.device).fit(synthetic_only_set(gen, synthetic, data), data.val)
         parts.append(scored(syn_clf, data, SYNTHETIC_ONLY, CROSS_SYNTHETIC_ONLY))
         seconds["synthetic_only"] = time.perf_counter() - start
     if "clarity" in spec.protocols:
@@ -251,7 +246,7 @@ def synthetic_only_set(gen: Generator, synthetic: FeatureSet, data: FoldData) ->
 def cell_meta(spec: CellSpec, data: FoldData, *, n_synthetic: int, classifier: SERClassifier,
               seconds: dict) -> dict:
     return {"key": spec.key, "judge_key": spec.judge_key, "checkpoint_key": spec.checkpoint_key,
-            "generator": spec.generator, "seed": spec.seed, "fold": spec.fold,
+            "generator": spec.generator.name, "seed": spec.seed, "fold": spec.fold,
             "synthetic_ratio": spec.synthetic_ratio, "curve": spec.curve,
             "n_train_rows": len(data.train), "n_synthetic_rows": n_synthetic, "n_val_rows": len(data.val),
             "n_test_rows": len(data.test), "n_test_items": len(set(data.test.item_ids)),  # rows: segments

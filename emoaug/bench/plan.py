@@ -6,9 +6,10 @@ the classifier settings, the generator's name, code version and fully resolved c
 the synthetic ratio and the cross-corpus test set -- and nothing about where it is written. Equal keys
 mean equal inputs, so a stored result is reused exactly when it is valid, whichever run made it.
 
-The :class:`Workload` is what a worker needs to compute any judge or cell of the run: the manifest, the
-unnormalised features (as an index into the feature cache: a worker reads the rows of the fold it computes),
-the folds and the resolved config. It is shipped to a worker once.
+The :class:`Workload` is what a worker needs to compute any judge or cell of the run besides the specs: the
+manifest, the unnormalised features (as an index into the feature cache: a worker reads the rows of the fold
+it computes) and the folds. It is shipped to a worker once; it holds no run config (the specs carry the
+generator and the classifier, the :class:`~emoaug.config.Execution` stays in the driver).
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from ..config import RunConfig
+from ..config import ClassifierSettings, Experiment
 from ..features import ArraysOf, CachedFeatures, MelPreset, Normaliser, build_featureset
 from ..featureset import FeatureSet
+from ..generators.spec import GeneratorSpec
 from ..speaker_norm import reference_statistics
 from ..splits import Fold
 from ..storage import stable_hash
@@ -39,14 +41,17 @@ class JudgeSpec:
     key: str
     fold: int
     seed: int
+    classifier: ClassifierSettings
 
 
 @dataclass(frozen=True)
 class CellSpec:
-    """One (fold, seed, generator) cell: every arm of that generator on that fold and seed."""
+    """One (fold, seed, generator) cell: every arm of that generator on that fold and seed. It carries the
+    resolved generator and classifier, so a worker needs nothing else of the run to compute it."""
 
     key: str
-    generator: str
+    generator: GeneratorSpec  # with this cell's seed
+    classifier: ClassifierSettings
     fold: int
     seed: int
     judge_key: str
@@ -73,7 +78,6 @@ class FoldData:
 class Workload:
     """The inputs of every judge and cell of one run (picklable: shipped to process and Ray workers)."""
 
-    config: RunConfig
     preset: MelPreset
     labels: tuple[str, ...]
     items: pd.DataFrame  # the manifest: item_id, path, emotion, speaker, sha1, ...
@@ -161,7 +165,7 @@ def data_key(workload: Workload) -> dict:
     when set, so that the keys of runs without it stay what they were)."""
     key = {"labels": list(workload.labels), "preset": workload.preset.fingerprint(),
            "normalisation": workload.preset.normalisation}
-    if workload.config.speaker_norm:
+    if workload.speaker_stats is not None:
         key["speaker_norm"] = True
     return key
 
@@ -171,53 +175,29 @@ def fold_content(workload: Workload, fold: Fold) -> dict:
             "test": content_of(workload.items, fold.test), "speaker_independent": fold.speaker_independent}
 
 
-def judge_key(workload: Workload, content: dict, seed: int) -> str:
+def judge_key(workload: Workload, content: dict, seed: int, classifier: ClassifierSettings) -> str:
     """``content``: :func:`fold_content` of the judge's fold."""
-    classifier = workload.config.classifier
     return stable_hash({"kind": "judge", "format": CELL_FORMAT, "data": data_key(workload), "fold": content,
-                        "seed": seed, "classifier": classifier.identity() if classifier else None})
+                        "seed": seed, "classifier": classifier.identity()})
 
 
-def generator_identity(name: str, config: dict) -> dict:
-    """Name, code (class path and ``version``) and resolved config: what makes two generators the same (the
-    class's ``execution_config`` keys -- memory and batching knobs -- are left out)."""
-    from ..generators import get_generator_class
-
-    cls = get_generator_class(name)
-    what = {key: value for key, value in config.items() if key not in cls.execution_config}
-    return {"name": name, "class": f"{cls.__module__}:{cls.__qualname__}", "version": str(cls.version),
-            "config": what}
-
-
-def checkpoint_key(workload: Workload, train_content: str, seed: int, generator: str, config: dict) -> str:
+def checkpoint_key(workload: Workload, train_content: str, seed: int, generator: GeneratorSpec) -> str:
     """A trained generator depends on its training rows (``train_content``: their :func:`content_of`), seed
     and config only (not on the classifier)."""
     return stable_hash({"kind": "checkpoint", "data": data_key(workload), "train": train_content, "seed": seed,
-                        "generator": generator_identity(generator, config)})
+                        "generator": generator.identity()})
 
 
 def cross_content(workload: Workload) -> str | None:
     return None if workload.cross_items is None else content_of(workload.cross_items)
 
 
-def generator_config(config: RunConfig, generator: str, seed: int) -> dict:
-    """The config a cell's generator is built with (the cell's seed added for generators that take one)."""
-    from ..generators import get_generator_class
-
-    resolved = dict(config.generator_configs.get(generator, {}))
-    if get_generator_class(generator).accepts_seed:
-        resolved["seed"] = seed
-    return resolved
-
-
-def cell_key(workload: Workload, judge: str, cross: str | None, generator: str, seed: int,
-             synthetic_ratio: float, protocols: tuple[str, ...]) -> str:
+def cell_key(judge: str, cross: str | None, generator: GeneratorSpec, synthetic_ratio: float,
+             protocols: tuple[str, ...]) -> str:
     """``cross``: :func:`cross_content` of the run; ``protocols``: the cell's arms beyond main and cross."""
-    from ..generators import get_generator_class
-
     payload = {"kind": "cell", "format": CELL_FORMAT, "judge": judge, "cross": cross,
-               "generator": generator_identity(generator, generator_config(workload.config, generator, seed))}
-    if not get_generator_class(generator).produces_nothing:  # the real-only cell has no protocol arms
+               "generator": generator.identity()}
+    if not generator.produces_nothing:  # the real-only cell has no protocol arms
         payload.update({"protocols": sorted(protocols), "synthetic_ratio": synthetic_ratio})
     return stable_hash(payload)
 
@@ -236,33 +216,35 @@ class Plan:
         return [*self.cells, *self.curve_cells]
 
 
-def plan_run(workload: Workload) -> Plan:
-    from ..generators import get_generator_class
-
-    cfg = workload.config
-    seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
+def plan_run(workload: Workload, experiment: Experiment) -> Plan:
+    """Every judge and cell of ``experiment`` on ``workload``'s folds, with its key; each generator is resolved
+    once per seed into the spec its cells carry."""
+    if experiment.classifier is None:
+        raise ValueError("plan_run needs a resolved classifier (emoaug.bench.resolve)")
+    classifier = experiment.classifier
+    seeds = [experiment.seed + k for k in range(experiment.n_seeds)]
+    generators = {(name, seed): GeneratorSpec.resolve(name, experiment.generator_configs.get(name, {}), seed)
+                  for name in experiment.generators for seed in seeds}
     cross = cross_content(workload)
-    table_protocols = tuple(sorted(p for p in cfg.protocols if p != "cross"))
+    table_protocols = tuple(sorted(p for p in experiment.protocols if p != "cross"))
     judges, cells, curve_cells = [], [], []
     for fold in workload.folds:
         content = fold_content(workload, fold)
         for seed in seeds:
-            jkey = judge_key(workload, content, seed)
-            judges.append(JudgeSpec(jkey, fold.index, seed))
-            for generator in cfg.generators:
-                cls = get_generator_class(generator)
-                ckpt = None
-                if cls.trainable:
-                    ckpt = checkpoint_key(workload, content["train"], seed, generator,
-                                          generator_config(cfg, generator, seed))
+            jkey = judge_key(workload, content, seed, classifier)
+            judges.append(JudgeSpec(jkey, fold.index, seed, classifier))
+            for name in experiment.generators:
+                generator = generators[name, seed]
+                ckpt = checkpoint_key(workload, content["train"], seed, generator) if generator.trainable else None
 
                 def spec(ratio: float, protocols: tuple[str, ...], curve: bool) -> CellSpec:
-                    key = cell_key(workload, jkey, cross, generator, seed, ratio, protocols)
-                    return CellSpec(key, generator, fold.index, seed, jkey, ckpt, ratio, protocols, curve)
+                    key = cell_key(jkey, cross, generator, ratio, protocols)
+                    return CellSpec(key, generator, classifier, fold.index, seed, jkey, ckpt, ratio, protocols, curve)
 
-                if cls.produces_nothing:
+                if generator.produces_nothing:
                     cells.append(spec(0.0, (), False))
                     continue
-                cells.append(spec(cfg.synthetic_ratio, table_protocols, False))
-                curve_cells += [spec(ratio, (), True) for ratio in cfg.curve_ratios if ratio != cfg.synthetic_ratio]
+                cells.append(spec(experiment.synthetic_ratio, table_protocols, False))
+                curve_cells += [spec(ratio, (), True) for ratio in experiment.curve_ratios
+                                if ratio != experiment.synthetic_ratio]
     return Plan(judges, cells, curve_cells)

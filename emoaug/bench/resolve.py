@@ -8,9 +8,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from ..config import DEFAULT_PROTOCOLS, PROTOCOLS, ClassifierSettings, RunConfig, get_profile, resolve_classifier
+from ..config import (DEFAULT_PROTOCOLS, PROTOCOLS, ClassifierSettings, Execution, Experiment, RunConfig, get_profile,
+                      resolve_classifier)
 from ..errors import EmoaugError
 from ..limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 
@@ -37,8 +39,10 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
                        cache_dir: str | None = None, store: str | None = None, fresh: bool = False,
                        tracking_uri: str | None = None, speaker_norm: bool = False,
                        precision: str | None = None, val_speakers: int | None = None,
-                       allow_near_duplicates: bool = False) -> RunConfig:
-    """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...).
+                       allow_near_duplicates: bool = False,
+                       gen_options: Mapping[str, Mapping[str, Any]] | None = None) -> RunConfig:
+    """The option names and defaults are the command line's (``--gen-opt`` -> ``gen_opt``, ...);
+    ``gen_options``: generator name -> typed options (an experiment file's tables), under ``gen_opt``.
 
     Cheap checks come first (names, numbers, the corpus folder), so a typo answers before torch is imported;
     then generators are built from their resolved options and the device is checked.
@@ -79,11 +83,13 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
     check_corpus(corpus, data_root)
     if test_corpus:
         check_corpus(test_corpus, test_data_root)
-    parse_gen_opts(list(gen_opt), complete_generators_by_name(names, protocols, baseline))
+    known = complete_generators_by_name(names, protocols, baseline)
+    parse_gen_opts(list(gen_opt), known)
+    check_gen_option_targets(gen_options or {}, known)
 
     # from here on generator modules (and torch) are imported
     generators = complete_generators(names, protocols, baseline)
-    generator_configs = resolve_generator_configs(generators, chosen.name, list(gen_opt))
+    generator_configs = resolve_generator_configs(generators, chosen.name, list(gen_opt), gen_options)
     warn_curve_without_generators(curve, generators)
     resolved_device = resolve_device_name(device)
     parallel = resolve_parallelism(executor, jobs, threads, resolved_device)
@@ -93,19 +99,20 @@ def resolve_run_config(*, corpus: str = "synthetic", data_root: str | None = Non
         import_ray()  # not installed: a one-line error now, not after the corpus is read
         if ray_address:
             check_ray_address(ray_address)  # nothing there: the same, within seconds
-    return RunConfig(
+    experiment = Experiment(
         corpus=corpus, data_root=data_root, labels=labels, generators=generators,
-        generator_configs=generator_configs, protocols=protocols,
-        test_corpus=test_corpus, test_data_root=test_data_root, baseline_generator=baseline, reference=reference,
-        profile=chosen.name, preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds,
-        seed=seed, synthetic_ratio=ratio, curve_ratios=curve, classifier=classifier_settings,
-        device=resolved_device, on_bad_file=on_bad_file, follow_links=bool(follow_links),
-        min_duration=float(min_duration),
-        max_duration=float(max_duration), out_dir=out, cache_dir=cache_dir, tracking_uri=tracking_uri,
-        run_name=run_name, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
-        ray_address=ray_address, store_dir=store, fresh=bool(fresh), speaker_norm=bool(speaker_norm),
-        allow_near_duplicates=bool(allow_near_duplicates),
-    )
+        generator_configs=generator_configs, protocols=protocols, test_corpus=test_corpus,
+        test_data_root=test_data_root, baseline_generator=baseline, reference=reference, profile=chosen.name,
+        preset=preset or chosen.preset, split=split, n_folds=n_folds, n_seeds=n_seeds, seed=seed,
+        synthetic_ratio=ratio, curve_ratios=curve, classifier=classifier_settings, speaker_norm=bool(speaker_norm),
+        on_bad_file=on_bad_file, follow_links=bool(follow_links),
+        allow_near_duplicates=bool(allow_near_duplicates), min_duration=float(min_duration),
+        max_duration=float(max_duration))
+    execution = Execution(
+        device=resolved_device, out_dir=out, run_name=run_name, cache_dir=cache_dir, store_dir=store,
+        tracking_uri=tracking_uri, executor=parallel.executor, jobs=parallel.jobs, threads=parallel.threads,
+        ray_address=ray_address, fresh=bool(fresh))
+    return RunConfig(experiment, execution)
 
 
 def with_speaker_norm(settings: ClassifierSettings, speaker_norm: bool) -> ClassifierSettings:
@@ -257,9 +264,18 @@ def parse_gen_opts(options: list[str], generators: list[str]) -> dict[str, dict[
     return parsed
 
 
-def resolve_generator_configs(generators: list[str], profile: str, options: list[str]) -> dict[str, dict]:
-    """Each generator's Config: its defaults, then the profile's preset for it (model size, steps), then
-    --gen-opt, fully spelled out as a plain dict (what the run records and cell keys hash).
+def check_gen_option_targets(gen_options: Mapping[str, Mapping[str, Any]], generators: list[str]) -> None:
+    for name in gen_options:
+        if name not in generators:
+            raise EmoaugError(f"generator options for {name!r}: it is not among the generators "
+                              f"({', '.join(generators)})")
+
+
+def resolve_generator_configs(generators: list[str], profile: str, options: list[str],
+                              typed: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict]:
+    """Each generator's Config: its defaults, then the profile's preset for it (model size, steps), then the
+    ``typed`` options (an experiment file's), then --gen-opt, fully spelled out as a plain dict (what the run
+    records and cell keys hash).
 
     Each generator is built once from its config (constructors take config only and do no work), so an
     unknown or ill-typed option fails here, before any audio is read.
@@ -267,7 +283,8 @@ def resolve_generator_configs(generators: list[str], profile: str, options: list
     overrides = parse_gen_opts(options, generators)
     configs = {}
     for name in generators:
-        resolved = generator_config_under(profile, name, overrides.get(name, {}))
+        given = {**(typed or {}).get(name, {}), **overrides.get(name, {})}
+        resolved = generator_config_under(profile, name, given)
         resolved.pop("seed", None)  # each cell sets its own seed
         configs[name] = resolved
     return configs

@@ -9,14 +9,14 @@ records the size and SHA-256 of the result files ``report`` and ``leaderboard`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from .. import metrics
 from .. import storage as io
-from ..config import ClassifierSettings, RunConfig
+from ..config import Experiment, RunConfig
 from ..errors import EmoaugError
 from .aggregate import BASELINE, arm_comparisons, fold_level_metrics, generator_summary
 from .arms import ARMS, MAIN
@@ -78,20 +78,20 @@ def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tupl
     for (generator, arm), table in arm_confusions.items():
         io.write_csv(run / "confusion" / arm / f"{io.safe_name(generator)}.csv", table.reset_index(names="true"))
     reference_summary, reference_row = reference_results(run, reference, labels, summary, fold_metrics)
-    curve = curve_results(run, config, fold_metrics, timings, curve_cells, labels)
+    curve = curve_results(run, config.experiment, fold_metrics, timings, curve_cells, labels)
     return RunResult(run, config, labels, predictions, fold_metrics, summary, confusions, quality, timings,
                      generators, arm_confusions, comparisons, reference_summary, reference_row, curve)
 
 
-def curve_results(run: Path, config: RunConfig, fold_metrics: pd.DataFrame, timings: pd.DataFrame,
+def curve_results(run: Path, experiment: Experiment, fold_metrics: pd.DataFrame, timings: pd.DataFrame,
                   curve_cells: list | None, labels: tuple[str, ...]) -> pd.DataFrame:
     """The synthetic-ratio curve (``ratio_curve.csv``, its points in ``curve_fold_metrics.csv``); empty
     without ``--synthetic-ratio`` giving several ratios."""
     for stale in ("ratio_curve.csv", "curve_fold_metrics.csv"):  # from an earlier run into this folder
         (run / stale).unlink(missing_ok=True)
-    if not config.curve_ratios:
+    if not experiment.curve_ratios:
         return pd.DataFrame()
-    points = curve_fold_metrics(fold_metrics, timings, config.synthetic_ratio, curve_cells or [], labels)
+    points = curve_fold_metrics(fold_metrics, timings, experiment.synthetic_ratio, curve_cells or [], labels)
     curve = ratio_curve(points)
     io.write_csv(run / "curve_fold_metrics.csv", points)
     io.write_csv(run / "ratio_curve.csv", curve)
@@ -238,7 +238,7 @@ def read_result(run_dir: Path) -> RunResult:
     except ValueError as err:  # JSONDecodeError, or bytes that are not UTF-8
         raise EmoaugError(f"{run_dir}: config.json is not JSON ({err}); run the benchmark again to rewrite it") \
             from None
-    config = run_config_from_dict(stored)
+    config = RunConfig.from_dict(stored)
     labels = tuple(str(label) for label in stored["labels_resolved"])
     frames = {name: pd.read_csv(run_dir / name, dtype={"item_id": str}) for name in STORED_RESULTS}
     check_values(run_dir, frames, labels)
@@ -263,10 +263,3 @@ def read_result(run_dir: Path) -> RunResult:
                      frames["summary.csv"], confusions, frames["quality.csv"], frames["timings.csv"],
                      frames["generators.csv"], arm_confusions, optional["comparisons.csv"],
                      optional["reference_summary.csv"], optional["reference.csv"], optional["ratio_curve.csv"])
-
-
-def run_config_from_dict(stored: dict) -> RunConfig:
-    values = {f.name: stored[f.name] for f in fields(RunConfig) if f.name in stored}
-    if values.get("classifier") is not None:
-        values["classifier"] = ClassifierSettings(**values["classifier"])
-    return RunConfig(**values)

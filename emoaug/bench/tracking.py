@@ -159,7 +159,7 @@ def _log_benchmark(tracking_uri: str, out_dir: Path, run_dir: Path, result) -> s
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    config = result.config
+    config = result.experiment
     mlflow.set_tracking_uri(tracking_uri)
     experiment_id = _experiment_id(mlflow, tracking_uri, out_dir)
     client = MlflowClient(tracking_uri)
@@ -172,7 +172,8 @@ def _log_benchmark(tracking_uri: str, out_dir: Path, run_dir: Path, result) -> s
                           run_name=run_dir.name) as parent:
         mlflow.set_tags({**tags, "emoaug.level": "benchmark"})
         if parent_id is None:
-            mlflow.log_params(flatten("", config.to_dict()))
+            mlflow.log_params({**flatten("", config.to_dict()),
+                               **flatten("execution", result.config.execution.to_dict())})
         for path in (run_dir / name for name in RUN_ARTIFACTS):
             if path.is_dir():
                 mlflow.log_artifacts(str(path), artifact_path=path.name)
@@ -354,7 +355,7 @@ def describe_failure(err: BaseException, tracking_uri: str) -> str:
 
 def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, result, generator: str,
                arm: str) -> None:
-    config = result.config
+    config = result.experiment
     child_tags = {**tags, "emoaug.level": "arm", "generator": generator, "arm": arm,
                   "mlflow.parentRunId": parent_id}
     child_id = _find_run(client, experiment_id, {"mlflow.parentRunId": parent_id, "generator": generator,

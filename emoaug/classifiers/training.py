@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import ClassifierSettings
 from ..devices import resolve_device
 from ..errors import EmoaugError
 from ..featureset import FeatureSet, StackedFeatureSet
@@ -81,6 +82,14 @@ class TrainConfig:
     # and convolutions in bf16 (AMX / AVX-512 BF16 on CPUs that have them), weights, gradients and the optimiser
     # in fp32. Deterministic for a given setting, but other numbers than fp32.
     precision: str = "fp32"
+
+    @classmethod
+    def from_settings(cls, settings: ClassifierSettings, *, seed: int, device: str) -> TrainConfig:
+        """The training half of a classifier spec, for one seed on one device."""
+        return cls(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
+                   weight_decay=settings.weight_decay, patience=settings.patience, seed=seed, device=device,
+                   lr_schedule=settings.lr_schedule, class_weight=settings.class_weight,
+                   input_norm=settings.input_norm, precision=settings.precision)
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import storage as io
+from ..config import flat_record
 from .tables import SPEAKER_NORM_NOTE, TABLE_INDEX
 
 STYLE = """
@@ -35,7 +36,7 @@ pre { background: #f6f6f6; padding: 0.5em; overflow-x: auto; font-size: 0.8em; m
 def write_html_report(run_dir: Path) -> Path:
     """Write ``<run_dir>/report.html`` and return its path."""
     run_dir = Path(run_dir)
-    config = io.read_json(run_dir / "config.json")
+    config = flat_record(io.read_json(run_dir / "config.json"))
     parts = [f"<h1>emoaug: {_esc(config.get('corpus', run_dir.name))}, profile {_esc(config.get('profile', ''))}</h1>",
              f"<p>Run folder <code>{_esc(run_dir.name)}</code>; generators: {_esc(', '.join(config.get('generators', [])))}."
              "</p>"]

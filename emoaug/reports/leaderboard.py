@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import storage as io
+from ..config import flat_record
 from ..bench.plan import content_of
 from ..bench.results import run_folders, unfinished_reason
 from ..storage import stable_hash
@@ -68,7 +69,7 @@ def data_content(run_dir: Path) -> str:
 
 def run_rows(run_dir: Path) -> list[dict]:
     """One row per generator of a finished run (and one for its classic reference)."""
-    config = io.read_json(run_dir / "config.json")
+    config = flat_record(io.read_json(run_dir / "config.json"))
     generators = pd.read_csv(run_dir / "generators.csv")
     none = generators[generators["generator"] == BASELINE]
     real = none.iloc[0] if not none.empty else pd.Series(dtype=float)

@@ -341,7 +341,7 @@ MALIK03_NOTE = (MALIK_NOTE + " Cross-corpus: the classifier of every (seed, fold
 def paper_tables(result) -> tuple[list[Table], list[str]]:
     """Every Kim & Lee / Malik table that applies to ``result`` (emoaug.bench.results.RunResult), and a
     line for each that does not, saying why."""
-    config, summary = result.config, result.summary
+    config, summary = result.experiment, result.summary
     comparisons = getattr(result, "comparisons", None)
     classic = getattr(result, "reference_summary", None)
     with_classic = ""  # the notes of tables that show the reference row say what it is

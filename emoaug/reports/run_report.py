@@ -23,7 +23,7 @@ def allowed_near_duplicates(run_dir: Path) -> int:
 def render_run(run_dir: Path, result) -> str:
     """Tables, figures and ``report.html`` from the result frames only (``result``:
     emoaug.bench.results.RunResult, fresh or loaded from disk); returns the terminal text."""
-    config, out = result.config, Path(run_dir) / "tables"
+    config, out = result.experiment, Path(run_dir) / "tables"
     corpus = config.corpus
     # the folds that ran (LOSO: one per speaker; the paper split: one), not --folds
     n_folds, n_seeds = result.fold_metrics["fold"].nunique(), result.fold_metrics["seed"].nunique()
