@@ -10,12 +10,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .bench.parallelism import EXECUTORS
-from .bench.resolve import DEFAULT_GENERATORS
-from .config import DEFAULT_PROTOCOLS, RAY_CONNECT_TIMEOUT_S, STORE_LOCK_WAIT_S, TRACKING_REQUEST_TIMEOUT_S
 from . import interrupts
 from .errors import EmoaugError, WriteFailed
-from .limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
+from .run_options import corpus_options, explicit_options, run_options, run_parser
 from .storage import refused_write
 
 log = logging.getLogger("emoaug")
@@ -23,123 +20,11 @@ log = logging.getLogger("emoaug")
 COMMANDS = ("run", "describe", "list", "report", "leaderboard")
 
 
-# ---------------------------------------------------------------------------- parsers
-def _corpus_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", default="synthetic",
-                        help="corpus name (see `list`); default: the embedded synthetic corpus")
-    parser.add_argument("--data-root", default=None,
-                        help="folder holding the corpus (or set EMOAUG_DATA to a parent folder)")
-    parser.add_argument("--labels", default="6class", help="label set: 6class, 4class or all (default 6class)")
-    parser.add_argument("--on-bad-file", default="skip", choices=("skip", "fail"),
-                        help="skip unusable audio files (listed in the audit) or stop at the first one")
-    parser.add_argument("--min-duration", type=float, default=DEFAULT_MIN_DURATION, metavar="SECONDS",
-                        help=f"skip clips shorter than this (default {DEFAULT_MIN_DURATION:g} s)")
-    parser.add_argument("--max-duration", type=float, default=DEFAULT_MAX_DURATION, metavar="SECONDS",
-                        help=f"skip clips longer than this, before decoding them (default {DEFAULT_MAX_DURATION:g} s)")
-    parser.add_argument("--follow-links", action="store_true",
-                        help="read files reached through a symbolic link that leads outside the corpus root "
-                             "(default: skip them with a reason; links inside the root are always read)")
-
-
-def run_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="run_bench.py",
-        description="Benchmark generative data augmentation for speech emotion recognition. "
-                    "Other commands: `run_bench.py describe --corpus NAME`, `run_bench.py list`, "
-                    "`run_bench.py report --out DIR`.",
-    )
-    _corpus_options(parser)
-    parser.add_argument("--gen", default=DEFAULT_GENERATORS,
-                        help="comma-separated generators (names from `list`, or pkg.module:Class); "
-                             f"default {DEFAULT_GENERATORS}")
-    parser.add_argument("--gen-opt", action="append", default=[], metavar="GEN.KEY=VALUE",
-                        help="override one generator setting, e.g. diffusion.sampling_steps=50 (repeatable; "
-                             "VALUE is read as JSON when it parses, else as a string)")
-    parser.add_argument("--protocol", default=",".join(DEFAULT_PROTOCOLS),
-                        help="comma-separated: augment (also train on synthetic only; Malik et al.), clarity (the "
-                             "real-only judge on enhanced/generated test utterances; Kim & Lee), cross (test on "
-                             f"--test-corpus too; implied by it), or none. Default {','.join(DEFAULT_PROTOCOLS)}; "
-                             "the real and real+synthetic arms always run")
-    parser.add_argument("--test-corpus", default=None,
-                        help="cross-corpus test corpus (e.g. --corpus emodb --test-corpus ravdess); the shared "
-                             "emotions of both are used")
-    parser.add_argument("--test-data-root", default=None, help="folder holding the --test-corpus")
-    parser.add_argument("--baseline-gen", default="dcgan",
-                        help="generator the chosen one is compared with in Kim & Lee Tables 10-11 (default dcgan, "
-                             "as in the paper); added to --gen when clarity runs a trainable generator; 'off' skips")
-    parser.add_argument("--reference", default="compare", choices=("compare", "egemaps", "off"),
-                        help="the classic real-only reference row in every table: openSMILE ComParE_2016 (compare, "
-                             "default) or eGeMAPSv02 (egemaps) functionals + RBF SVM on the same folds; off skips it")
-    parser.add_argument("--speaker-norm", action="store_true",
-                        help="standardise each speaker's log-mel rows (and the classic reference's functionals) "
-                             "with that speaker's own statistics; uses the test speakers' unlabelled audio, so "
-                             "every table flags it")
-    parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
-    parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
-    parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")
-    parser.add_argument("--split", default="kfold", choices=("kfold", "loso", "paper", "standard"),
-                        help="kfold (speaker-independent, default), loso, paper (random 8:2, speaker-dependent), or "
-                             "standard (the corpus's own protocol: leave-one-session-out for IEMOCAP and "
-                             "MSP-IMPROV, the release partitions for MSP-Podcast, else kfold)")
-    parser.add_argument("--allow-near-duplicates", action="store_true",
-                        help="run although test items have near-copies (dithered, re-gained, resampled, re-encoded "
-                             "or trimmed copies) in training; without it such a run stops as leakage. The pairs are "
-                             "in split_audit.json and every table is flagged")
-    parser.add_argument("--folds", type=int, default=None, help="number of folds for --split kfold")
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds per fold (default: profile's)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    parser.add_argument("--synthetic-ratio", default=None, metavar="R[,R...]",
-                        help="synthetic rows per real training row (default: profile's); several, e.g. "
-                             "0.25,0.5,1,2,4, also write a UA-vs-ratio curve per generator (each ratio its own "
-                             "cells; the tables keep the profile's ratio when listed, else the first)")
-    parser.add_argument("--epochs", type=int, default=None, help="override the classifier's maximum epochs")
-    parser.add_argument("--val-speakers", type=int, default=None, metavar="N",
-                        help="whole speakers per fold held out of training to pick the best epoch (0: none, every "
-                             "training speaker trains for the whole schedule). Default: the profile's; where that "
-                             "leaves a fold too few training speakers, fewer (down to 0), said in one line. Part "
-                             "of every cell's key")
-    parser.add_argument("--precision", default=None, choices=("auto", "fp32", "bf16"),
-                        help="the classifier's arithmetic (default: the profile's): bf16 runs forward passes under "
-                             "bfloat16 autocast; auto picks bf16 on a CPU with AVX-512 BF16 or AMX, else fp32. "
-                             "Part of every cell's key")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
-    parser.add_argument("--executor", default=os.environ.get("EMOAUG_EXECUTOR", "auto"), choices=EXECUTORS,
-                        help="where cells run: local (this process), process (a local pool of --jobs workers), "
-                             "ray (Ray tasks; pip install -e '.[ray]'); default auto: a process per core on a "
-                             "multi-core CPU, else local; $EMOAUG_EXECUTOR sets the default")
-    parser.add_argument("--jobs", type=int, default=0,
-                        help="concurrent workers for process/ray (default 0: one per core)")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("EMOAUG_THREADS") or 0),
-                        help="torch CPU threads per worker (default 0: cores / jobs, so they never oversubscribe; "
-                             "$EMOAUG_THREADS sets the default)")
-    parser.add_argument("--ray-address", default=None,
-                        help="address (host:port) of a running Ray cluster (default: start a local Ray instance); "
-                             f"a run stops with one line when nothing answers there within "
-                             f"{RAY_CONNECT_TIMEOUT_S:g} s")
-    parser.add_argument("--store", default=None,
-                        help="cell store shared across runs (default <cache>/store): finished cells with the "
-                             "same content key are reused by any run")
-    parser.add_argument("--fresh", action="store_true",
-                        help="ignore stored cells, judges and generator checkpoints: compute everything anew")
-    parser.add_argument("--out", default="runs", help="output folder (default ./runs)")
-    parser.add_argument("--run-name", default=None,
-                        help="run folder name (default: corpus-profile-<config hash>, so a re-run resumes)")
-    parser.add_argument("--cache-dir", default=None,
-                        help="feature/corpus cache (default $EMOAUG_CACHE or ~/.cache/emoaug; 'off' disables)")
-    parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default sqlite:///<out>/mlflow.db). A server gets "
-                             f"{TRACKING_REQUEST_TIMEOUT_S:g} s per request, no retries; another run's lock on a "
-                             f"sqlite store is waited for up to {STORE_LOCK_WAIT_S:g} s; either failure is one "
-                             "warning and the local results are kept")
-    parser.add_argument("--no-mlflow", action="store_true", help="write local results only")
-    parser.add_argument("--quiet", action="store_true", help="print only the final table and errors")
-    return parser
-
-
+# ---------------------------------------------------------------------------- parsers (run: emoaug.run_options)
 def describe_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bench.py describe",
                                      description="Scan a corpus and summarise what is usable.")
-    _corpus_options(parser)
+    corpus_options(parser)
     parser.add_argument("--duplicates", action="store_true",
                         help="also list near-duplicate recordings within the corpus (dithered, re-gained, "
                              "resampled, re-encoded or trimmed copies of one recording), from the log-mel features "
@@ -181,34 +66,28 @@ def list_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------------- commands
-def run_options(args: argparse.Namespace) -> dict:
-    """The parsed command line as keyword options of :func:`emoaug.bench.resolve.resolve_run_config`."""
-    import inspect
-
-    from .bench.resolve import resolve_run_config
-
-    names = inspect.signature(resolve_run_config).parameters
-    return {name: value for name, value in vars(args).items() if name in names}
-
-
 #: what an interrupted or failed run keeps: every cell stored before it stopped
 CELLS_KEPT = "finished cells are kept in the cell store"
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from .api import read_config_file, run_resolved
     from .bench.resolve import resolve_run_config
 
-    config = resolve_run_config(**run_options(args))
-    from .bench.runner import default_run_dir, run_benchmark
-    from .bench.timings import RunTimings
+    options = run_options(args)
+    if args.config:  # the file's options, overridden by those given on the command line
+        from_file = read_config_file(args.config)
+        given = {key: value for key, value in options.items() if key in args.explicit}
+        if "gen_opt" in given:
+            given["gen_opt"] = [*from_file.get("gen_opt", []), *given["gen_opt"]]
+        options = {**options, **from_file, **given}
+    config = resolve_run_config(**options)
+    from .bench.runner import default_run_dir  # torch comes with it: after the options are known to be good
 
     progress = sys.stderr.isatty() and not args.quiet
     run_dir = default_run_dir(config)
-    check_run_dir(run_dir)
-    timings = RunTimings()
     try:
-        result = run_benchmark(config, progress=progress, timings=timings)
-        return finish_run(args, config, run_dir, result, timings)
+        result = run_resolved(config, progress=progress, mlflow=not args.no_mlflow)
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM in any phase (emoaug.interrupts); finished.json unwritten
         log.error("interrupted by %s: %s; run the same command again to resume", interrupts.signal_name(err),
                   CELLS_KEPT)
@@ -219,60 +98,12 @@ def command_run(args: argparse.Namespace) -> int:
         raise WriteFailed(f"{line}; {CELLS_KEPT}") from None
     except WriteFailed as err:
         raise WriteFailed(f"{err}; {CELLS_KEPT}") from None
-
-
-def finish_run(args: argparse.Namespace, config, run_dir: Path, result, timings) -> int:
-    """Render, track, then mark the run finished."""
-    from .bench.results import mark_finished
-    from .reports.run_report import render_run
-
-    with timings.phase("rendering"):
-        rendered = render_run(run_dir, result)
-    print(rendered)
+    print(result.rendered)
     print(f"results: {run_dir} (report: report.html)")
-    timings.write(run_dir)  # before tracking, so that the run folder holds it even if MLflow fails
-    if not args.no_mlflow:
-        with timings.phase("tracking"):
-            run_id = track(config, run_dir, result)
-        timings.write(run_dir)
-        if run_id is not None:
-            track_timings(config, run_id, timings, run_dir)
-    mark_finished(result.run_dir)  # the very last file: report and leaderboard count only marked runs
-    print(timings.line())
+    if result.mlflow_run_id is not None:
+        print(f"mlflow: run {result.mlflow_run_id} at {result.mlflow_uri}")
+    print(result.timings_line)
     return 0
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """A re-run writes into the run folder the same command wrote before: like --out itself (checked with the
-    options), it must be a folder this process can write into, or the run would stop at its first result."""
-    if run_dir.exists() and not (run_dir.is_dir() and os.access(run_dir, os.W_OK | os.X_OK)):
-        raise EmoaugError(f"--out: cannot write into the run folder {run_dir}")
-
-
-def track(config, run_dir: Path, result) -> str | None:
-    """Log to MLflow: a parent run for the benchmark run, a child per (generator, arm); returns the parent's id.
-    A failure is one warning line naming the store and the reason: the local results are complete already."""
-    from .bench.tracking import default_tracking_uri, describe_failure, log_benchmark
-
-    uri = config.tracking_uri or default_tracking_uri(config.out_dir)
-    try:
-        run_id = log_benchmark(tracking_uri=uri, out_dir=Path(config.out_dir), run_dir=run_dir, result=result)
-    except Exception as err:  # tracking is a copy: its failure must not lose local results
-        log.warning("MLflow logging failed: %s; results are kept in %s", describe_failure(err, uri), run_dir)
-        return None
-    print(f"mlflow: run {run_id} at {uri}")
-    return run_id
-
-
-def track_timings(config, run_id: str, timings, run_dir: Path) -> None:
-    from .bench.timings import TIMINGS_FILE
-    from .bench.tracking import default_tracking_uri, describe_failure, log_timings
-
-    uri = config.tracking_uri or default_tracking_uri(config.out_dir)
-    try:
-        log_timings(tracking_uri=uri, run_id=run_id, metrics=timings.metrics(), timings_file=run_dir / TIMINGS_FILE)
-    except Exception as err:  # as above: the timings are in the run folder already
-        log.warning("MLflow logging of the timings failed: %s", describe_failure(err, uri))
 
 
 def run_folders(out: Path) -> list[Path]:
@@ -533,6 +364,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = argv.pop(0) if argv and argv[0] in COMMANDS else "run"
     make_parser, handler = HANDLERS[command]
     args = make_parser().parse_args(argv)
+    if command == "run":
+        args.explicit = explicit_options(argv)
     configure_logging(getattr(args, "quiet", False))
     for stream in (sys.stdout, sys.stderr):  # file names that are not UTF-8 print escaped, not as a traceback
         if hasattr(stream, "reconfigure"):

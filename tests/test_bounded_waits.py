@@ -11,7 +11,8 @@ import pytest
 from emoaug.bench.executors import RayExecutor, check_ray_address
 from emoaug.bench.parallelism import Parallelism
 from emoaug.bench.tracking import TrackingStoreError, describe_failure, sqlite_store
-from emoaug.cli import main, run_parser
+from emoaug.cli import main
+from emoaug.run_options import run_parser
 from emoaug.errors import EmoaugError
 from tests.helpers import make_emodb
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from emoaug.cli import main, run_options, run_parser
+from emoaug.cli import main
 from emoaug.config import Execution, Experiment
 from emoaug.datasets import _drop_links_leaving_root, load_corpus
 from emoaug.errors import BadAudioError
+from emoaug.run_options import run_options, run_parser
 from tests.helpers import make_emodb, write_clip
 
 SR = 16000

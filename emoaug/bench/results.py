@@ -43,6 +43,16 @@ class RunResult:
     reference: pd.DataFrame = field(default_factory=pd.DataFrame)
     # the synthetic-ratio curve (empty without one): one row per (generator, arm, ratio), emoaug.bench.curve
     curve: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # set by emoaug.run (not stored in the run folder): the tables as printed, MLflow's store and run id
+    rendered: str = ""
+    mlflow_uri: str | None = None
+    mlflow_run_id: str | None = None
+    timings_line: str = ""
+
+    @property
+    def experiment(self) -> Experiment:
+        """What the results are of (renderers read this; the execution only says where it ran)."""
+        return self.config.experiment
 
 
 def assemble_results(run_dir: Path, config: RunConfig, cells: list, labels: tuple[str, ...],
@@ -129,8 +139,8 @@ def run_folders(out: Path) -> list[Path]:
 STORED_RESULTS = ("predictions.csv", "fold_metrics.csv", "summary.csv", "quality.csv", "timings.csv", "generators.csv")
 FINISHED = "finished.json"
 #: what ``report`` and ``leaderboard`` read, recorded in finished.json when present (plus confusion/**.csv)
-RECORDED = ("config.json", "manifest.csv", *STORED_RESULTS, "comparisons.csv", "reference_summary.csv",
-            "reference.csv", "ratio_curve.csv")
+RECORDED = ("config.json", "experiment.toml", "manifest.csv", *STORED_RESULTS, "comparisons.csv",
+            "reference_summary.csv", "reference.csv", "ratio_curve.csv")
 
 
 def mark_finished(run_dir: Path) -> Path:

@@ -28,6 +28,7 @@ from ..classifiers.classic import ClassicSettings, extract_functionals, settings
 from ..datasets import load_corpus, skip_entry, split_skipped, summarise_skipped
 from ..datasets.base import CorpusScan
 from ..errors import BadAudioError, EmoaugError, LeakageError
+from ..experiments import experiment_toml
 from ..features import FeatureCache, MelPreset, default_cache_root, extract_features, get_preset
 from ..near_duplicates import METHOD as NEAR_DUPLICATE_METHOD
 from ..near_duplicates import THRESHOLD as NEAR_DUPLICATE_THRESHOLD
@@ -50,6 +51,8 @@ log = logging.getLogger("emoaug")
 
 #: what the classic reference chose per fold (model by the size rule, C and how it was chosen)
 REFERENCE_FOLDS = "reference_folds.json"
+#: the experiment this run resolved to, as a file that runs it again (emoaug.experiments)
+EXPERIMENT_FILE = "experiment.toml"
 #: the one copy of a cell's examples a run keeps (first fold, base seed): reports render audio from it
 EXAMPLES_DIR = "examples"
 
@@ -309,8 +312,9 @@ def write_inputs(run_dir: Path, config: RunConfig, workload: Workload, scan: Cor
     io.write_json(run_dir / "config.json", {"fingerprint": config.fingerprint(), **config.to_dict(),
                                             "preset_settings": workload.preset.to_dict(),
                                             # float summation order, hence trained weights, depend on it
-                                            "torch_threads": config.threads,
+                                            "torch_threads": config.execution.threads,
                                             "labels_resolved": list(scan.labels)})
+    io.write_text(run_dir / EXPERIMENT_FILE, experiment_toml(config))
     io.write_csv(run_dir / "manifest.csv", scan.items)
     io.write_json(run_dir / "skipped.json", scan.skipped)
     save_splits(workload.folds, run_dir / "split.json")

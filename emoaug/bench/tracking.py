@@ -378,8 +378,8 @@ def _log_child(mlflow, client, experiment_id: str, parent_id: str, tags: dict, r
         mlflow.log_metrics(values)
 
 
-RUN_ARTIFACTS = ("report.html", "tables", "figures", "confusion", "audio", "config.json", "split.json",
-                 "split_audit.json", "skipped.json", "leakage_audit.json", "cells.json", "summary.csv",
+RUN_ARTIFACTS = ("report.html", "tables", "figures", "confusion", "audio", "config.json", "experiment.toml",
+                 "split.json", "split_audit.json", "skipped.json", "leakage_audit.json", "cells.json", "summary.csv",
                  "fold_metrics.csv", "comparisons.csv", "predictions.csv", "generators.csv", "quality.csv",
                  "timings.csv", "reference.csv", "reference_folds.json", "reference_summary.csv",
                  "reference_predictions.csv", "ratio_curve.csv", "curve_fold_metrics.csv")
