@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from emoaug.cli import main
-from tests.helpers import make_emodb, make_ravdess
+from tests.helpers import make_emodb, make_ravdess, only_run_dir
 
 KIM_EMODB = ("kim2024_table05", "kim2024_table08", "kim2024_table09", "kim2024_table09_leakfree", "kim2024_table10",
              "kim2024_table12")
@@ -26,12 +26,6 @@ def ravdess_root(tmp_path_factory):
     return make_ravdess(tmp_path_factory.mktemp("data") / "ravdess", actors=(1, 2, 3))
 
 
-def run_dir_of(out: Path) -> Path:
-    dirs = [d for d in out.iterdir() if d.is_dir()]
-    assert len(dirs) == 1, dirs
-    return dirs[0]
-
-
 def written_tables(run_dir: Path) -> set[str]:
     names = {p.stem for p in (run_dir / "tables").glob("*.md")}
     for name in names:  # every table in all three formats
@@ -45,7 +39,7 @@ def test_diffusion_on_emodb_writes_every_applicable_paper_table_with_paper_colum
                  "--out", str(out), "--no-mlflow"])
     assert code == 0
     printed = capsys.readouterr().out
-    run_dir = run_dir_of(out)
+    run_dir = only_run_dir(out)
     names = written_tables(run_dir)
     assert set(KIM_EMODB) | set(MALIK) | {"generators"} <= names
     assert "malik2023_table03" not in names and "not written: malik2023_table03" in printed
@@ -82,7 +76,7 @@ def test_synthetic_corpus_writes_the_same_tables_without_paper_columns(tmp_path,
     # --reference off: the classic row has its own tests; openSMILE over the embedded corpus would double the time
     assert main(["--gen", "diffusion", "--profile", "smoke", "--reference", "off", "--out", str(out), "--no-mlflow",
                  "--seeds", "1"]) == 0
-    run_dir = run_dir_of(out)
+    run_dir = only_run_dir(out)
     names = written_tables(run_dir)
     assert set(KIM_EMODB) | set(MALIK) <= names
     for name in (*KIM_EMODB, "malik2023_table02"):
@@ -98,7 +92,7 @@ def run_cross(emodb_root: Path, ravdess_root: Path, out: Path, protocol: str) ->
                  "ravdess", "--test-data-root", str(ravdess_root), "--protocol", protocol, "--profile", "smoke",
                  "--out", str(out), "--no-mlflow"])
     assert code == 0
-    return run_dir_of(out)
+    return only_run_dir(out)
 
 
 def test_cross_corpus_protocol_tests_every_classifier_on_the_other_corpus(emodb_root, ravdess_root, tmp_path,

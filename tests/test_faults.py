@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from emoaug.cli import main
-from tests.helpers import make_csv, make_emodb
+from tests.helpers import make_csv, make_emodb, only_run_dir
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +33,6 @@ def finished(emodb_root, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("finished")
     assert main(args_for(emodb_root, tmp)) == 0
     return tmp
-
-
-def run_dir_of(tmp: Path) -> Path:
-    return next(p for p in (tmp / "runs").iterdir() if (p / "config.json").exists())
 
 
 def damage(path: Path, how: str) -> None:
@@ -61,7 +57,7 @@ def damage(path: Path, how: str) -> None:
 def test_damaged_store_entries_are_recomputed_with_one_warning(emodb_root, finished, tmp_path, capsys, target, how):
     shutil.copytree(finished, tmp_path, dirs_exist_ok=True)  # a finished run and its store, one copy per case
     args = args_for(emodb_root, tmp_path)
-    first = pd.read_csv(run_dir_of(tmp_path) / "predictions.csv")
+    first = pd.read_csv(only_run_dir(tmp_path / "runs") / "predictions.csv")
     victims = sorted((tmp_path / "store").glob(target))
     assert victims, target
     damage(victims[0], how)
@@ -75,7 +71,7 @@ def test_damaged_store_entries_are_recomputed_with_one_warning(emodb_root, finis
     assert "Traceback" not in err and "weights_only" not in err
     if not target.startswith("cells"):
         assert str(victims[0]) in err and "moved aside" in err
-    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir_of(tmp_path) / "predictions.csv"))
+    pd.testing.assert_frame_equal(first, pd.read_csv(only_run_dir(tmp_path / "runs") / "predictions.csv"))
 
 
 def test_out_pointing_at_a_file_is_a_one_line_error(emodb_root, tmp_path, capsys):
@@ -94,7 +90,7 @@ def test_unreachable_tracking_server_fails_fast_with_one_warning_and_keeps_resul
     seconds = time.monotonic() - start
     err = capsys.readouterr().err
     assert [line for line in err.splitlines() if "MLflow logging failed" in line] and "Traceback" not in err
-    assert (run_dir_of(tmp_path) / "summary.csv").exists()
+    assert (only_run_dir(tmp_path / "runs") / "summary.csv").exists()
     assert seconds < 60, f"the run stalled {seconds:.0f} s on an unreachable tracking server"
 
 
@@ -115,7 +111,7 @@ def test_a_leftover_partial_cell_of_a_killed_writer_is_removed(emodb_root, tmp_p
     (partial / "predictions.csv").write_text("half")
     assert main(args) == 0
     assert not partial.exists()
-    assert json.loads((run_dir_of(tmp_path) / "cells.json").read_text())["computed"] == 0
+    assert json.loads((only_run_dir(tmp_path / "runs") / "cells.json").read_text())["computed"] == 0
 
 
 # ------------------------------------------------------------------------------------------------ CSV corpora
@@ -159,7 +155,7 @@ def test_an_npz_archive_in_the_feature_cache_is_recomputed(emodb_root, tmp_path,
 
     args = [*args_for(emodb_root, tmp_path, "--cache-dir", str(tmp_path / "cache")), "--gen", "none"]
     assert main(args) == 0
-    first = pd.read_csv(run_dir_of(tmp_path) / "predictions.csv")
+    first = pd.read_csv(only_run_dir(tmp_path / "runs") / "predictions.csv")
     victim = next((tmp_path / "cache" / "features").rglob("*.npy"))
     with open(victim, "wb") as handle:
         np.savez(handle, x=np.zeros(3))
@@ -169,7 +165,7 @@ def test_an_npz_archive_in_the_feature_cache_is_recomputed(emodb_root, tmp_path,
     assert main([*args, "--fresh"]) == 0
     err = capsys.readouterr().err
     assert str(victim) in err and "Traceback" not in err
-    pd.testing.assert_frame_equal(first, pd.read_csv(run_dir_of(tmp_path) / "predictions.csv"))
+    pd.testing.assert_frame_equal(first, pd.read_csv(only_run_dir(tmp_path / "runs") / "predictions.csv"))
 
 
 def test_leftovers_of_killed_writers_in_the_feature_cache_and_synthetic_cache_are_removed(emodb_root, tmp_path):

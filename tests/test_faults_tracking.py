@@ -30,7 +30,7 @@ import pandas as pd
 import pytest
 
 from emoaug.cli import main
-from tests.helpers import make_emodb
+from tests.helpers import make_emodb, only_run_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,12 +50,6 @@ def args_for(root: Path, out: Path, store: Path, *extra: str) -> list[str]:
     # --quiet: stderr holds warnings and errors only, so "exactly one line" is checkable
     return ["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--gen", "none",
             "--protocol", "none", "--out", str(out), "--store", str(store), "--quiet", *extra]
-
-
-def run_dir_of(out: Path) -> Path:
-    found = [p for p in out.iterdir() if (p / "config.json").exists()]
-    assert len(found) == 1, found
-    return found[0]
 
 
 def _inside(path, target: Path) -> bool:
@@ -157,7 +151,7 @@ def test_a_read_only_tracking_store_is_one_warning_naming_it_and_keeps_results(
     args = args_for(emodb_root, out, cell_store, *uri_args)
     assert main(args if case != "folder" else [*args, "--no-mlflow"]) == 0
     assert db.exists() == (case != "folder")
-    run_dir = run_dir_of(out)
+    run_dir = only_run_dir(out)
     first = {name: pd.read_csv(run_dir / name) for name in ("predictions.csv", "summary.csv")}
     capsys.readouterr()
 
@@ -171,7 +165,7 @@ def test_a_read_only_tracking_store_is_one_warning_naming_it_and_keeps_results(
     assert lines[0].startswith("MLflow logging failed") and str(db) in lines[0] and says in lines[0]
     assert case != "artifacts" or str(target) in lines[0]  # the folder that could not be written
     assert str(run_dir) in lines[0] and "mlflow: run" not in printed
-    assert run_dir_of(out) == run_dir
+    assert only_run_dir(out) == run_dir
     for name, frame in first.items():
         pd.testing.assert_frame_equal(frame, pd.read_csv(run_dir / name))
     assert any((run_dir / "tables").iterdir()) and (run_dir / "config.json").exists()
@@ -252,7 +246,7 @@ def test_out_on_a_read_only_folder_is_a_one_line_error(emodb_root, cell_store, t
     out = {"out": folder, "below-out": folder / "new" / "deeper", "run-folder": tmp_path / "runs"}[case]
     if case == "run-folder":
         assert main(args_for(emodb_root, out, cell_store, "--no-mlflow")) == 0
-        folder = run_dir_of(out)
+        folder = only_run_dir(out)
     else:
         folder.mkdir()
     before = sorted((p, p.stat().st_mtime_ns) for p in folder.rglob("*"))
