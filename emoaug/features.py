@@ -328,7 +328,7 @@ def _compute(keys: Sequence[str], groups: Mapping[str, tuple[str, str, list[str]
     n_pending = 0
     for key in keys:
         try:
-            signal = _front_end_signal(groups[key][0], preset)
+            signal = front_end_signal(groups[key][0], preset)
         except BadAudioError as err:
             yield key, err
             continue
@@ -342,13 +342,24 @@ def _compute(keys: Sequence[str], groups: Mapping[str, tuple[str, str, list[str]
         yield from _run_batch(pending, preset, device)
 
 
-def _front_end_signal(path: str, preset: MelPreset) -> np.ndarray:
+def front_end_signal(path: str, preset: MelPreset) -> np.ndarray:
+    """A file decoded as the features phase decodes it: mono at the preset's rate (peak-normalised when the
+    preset says so); a silent result is a BadAudioError."""
     from .audio import SILENCE_PEAK, load_mono  # lazy: decoding is only needed on cache misses
 
     signal = load_mono(path, preset.sample_rate, peak_normalise=preset.peak_normalise)
     if not signal.size or float(np.max(np.abs(signal))) < SILENCE_PEAK:  # e.g. all energy above the new Nyquist
         raise BadAudioError(path, f"silent after resampling to {preset.sample_rate} Hz")
     return signal
+
+
+def waveform_features(signals: Sequence[np.ndarray], preset: MelPreset, device: str | torch.device = "cpu"
+                      ) -> list[np.ndarray]:
+    """Unnormalised dB [S, n_mels, n_frames] of waveforms at the preset's rate, computed exactly as the
+    features phase computes a file's (length fixed, then the log-mel of every segment in one batch); for
+    generators that return waveforms (emoaug.generators.waveform)."""
+    pending = [(str(k), fix_length(np.asarray(y, dtype=np.float32), preset)) for k, y in enumerate(signals)]
+    return [db for _, db in _run_batch(pending, preset, _as_device(device))] if pending else []
 
 
 def _run_batch(pending: list[tuple[str, np.ndarray]], preset: MelPreset,

@@ -31,8 +31,12 @@ A property that fails raises :class:`ContractError` naming the generator and the
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
+import tempfile
+import zlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,7 +105,70 @@ def _build(cls: type, options: Mapping[str, Any], seed: int = 0):
 
 
 def _fitted(cls: type, options: Mapping[str, Any], train: FeatureSet, seed: int = 0):
-    return _build(cls, options, seed).fit(train)
+    gen = _build(cls, options, seed)
+    if _works_on_waveforms(cls):
+        gen.use_front_end(_toy_front_end())
+    return gen.fit(train)
+
+
+# ------------------------------------------------------------------------------------------------ toy audio
+#: waveform generators (emoaug.generators.waveform) get toy recordings through the log-mel of this preset
+WAVEFORM_PRESET = "emogen"
+
+
+def _works_on_waveforms(cls: type) -> bool:
+    return getattr(cls, "domain", "features") == "waveform"
+
+
+def _train_rows(cls: type) -> FeatureSet:
+    """Toy training rows: for a waveform generator, the rows of toy recordings as its front end makes them."""
+    return _toy_waveform_rows() if _works_on_waveforms(cls) else toy_rows()
+
+
+def toy_audio(item_id: str, label_index: int, sample_rate: int, seconds: float = 1.5) -> np.ndarray:
+    """A toy recording: a harmonic tone whose pitch and brightness depend on the class, with a syllable-rate
+    envelope and a little noise, seeded by the item id."""
+    rng = np.random.default_rng(zlib.crc32(item_id.encode()))
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    f0 = 110.0 + 35.0 * label_index + 10.0 * rng.standard_normal()
+    tone = sum((0.6 ** k) * np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 5) * t) ** 2
+    return (0.3 * tone * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _toy_db(waveforms: list[np.ndarray]) -> list[np.ndarray]:
+    from .features import get_preset, waveform_features
+
+    return waveform_features(waveforms, get_preset(WAVEFORM_PRESET))
+
+
+def _toy_front_end():
+    from .features import get_preset
+    from .generators.waveform import WaveformFrontEnd
+
+    rows = _toy_waveform_rows()
+    labels = dict(zip(rows.item_ids, rows.y.tolist()))
+    rate = get_preset(WAVEFORM_PRESET).sample_rate
+    return WaveformFrontEnd(sample_rate=rate, read_audio=lambda item: toy_audio(item, labels[item], rate),
+                            to_rows=lambda waveforms, sources: [_toy_scale(db) for db in _toy_db(list(waveforms))],
+                            allowed=frozenset(rows.item_ids))
+
+
+def _toy_scale(db: np.ndarray) -> np.ndarray:
+    return np.clip((db + 40.0) / 40.0, -1.0, 1.0).astype(np.float32)  # dB to about [-1, 1]
+
+
+@functools.lru_cache(maxsize=1)
+def _toy_waveform_rows() -> FeatureSet:
+    from .features import get_preset
+
+    base = toy_rows()
+    rate = get_preset(WAVEFORM_PRESET).sample_rate
+    labels = base.y.tolist()
+    db = _toy_db([toy_audio(item, label, rate) for item, label in zip(base.item_ids, labels)])
+    x = torch.from_numpy(np.concatenate([_toy_scale(d)[:1] for d in db]))
+    return FeatureSet(x=x, y=base.y.clone(), labels=base.labels, item_ids=list(base.item_ids),
+                      speakers=list(base.speakers))
 
 
 def _request(train: FeatureSet, per_class: int = 3) -> dict[str, int]:
@@ -144,7 +211,7 @@ def _check_config(cls: type, options: Mapping[str, Any]) -> None:
 
 
 def _check_fit_scope(cls: type, options: Mapping[str, Any]) -> None:
-    train = toy_rows()
+    train = _train_rows(cls)
     gen = _fitted(cls, options, train)
     _require(sorted(gen.fitted_item_ids) == sorted(set(train.item_ids)),
              "fitted_item_ids must be exactly the training rows' ids (the leakage audit reads them)")
@@ -155,7 +222,7 @@ def _check_fit_scope(cls: type, options: Mapping[str, Any]) -> None:
 
 
 def _check_output(cls: type, options: Mapping[str, Any]) -> None:
-    train = toy_rows()
+    train = _train_rows(cls)
     gen = _fitted(cls, options, train)
     want = {"neutral": 2, "happy": 0, "sad": 3, "angry": 1}
     out = gen.generate(want, seed=0)
@@ -179,7 +246,7 @@ def _check_output(cls: type, options: Mapping[str, Any]) -> None:
 
 
 def _check_purity(cls: type, options: Mapping[str, Any]) -> None:
-    train = toy_rows()
+    train = _train_rows(cls)
     kept = train.x.clone()
     gen = _fitted(cls, options, train)
     first = gen.generate(_request(train), seed=0)
@@ -194,7 +261,7 @@ def _check_purity(cls: type, options: Mapping[str, Any]) -> None:
 
 
 def _check_determinism(cls: type, options: Mapping[str, Any]) -> None:
-    train = toy_rows()
+    train = _train_rows(cls)
     a = _fitted(cls, options, train).generate(_request(train), seed=0)
     b = _fitted(cls, options, train).generate(_request(train), seed=0)
     _require(_same(a, b), "two generators with the same options and seed, fit on the same rows, generated "
@@ -207,7 +274,7 @@ def _check_determinism(cls: type, options: Mapping[str, Any]) -> None:
 def _check_checkpoint(cls: type, options: Mapping[str, Any]) -> None:
     if not cls.trainable:
         return
-    train = toy_rows()
+    train = _train_rows(cls)
     fitted = _fitted(cls, options, train)
     buffer = io.BytesIO()  # as the cell store keeps it: torch.save, read back with weights_only
     torch.save(fitted.state_dict(), buffer)
@@ -222,7 +289,7 @@ def _check_checkpoint(cls: type, options: Mapping[str, Any]) -> None:
 
 
 def _check_transform(cls: type, options: Mapping[str, Any]) -> None:
-    train = toy_rows()
+    train = _train_rows(cls)
     gen = _fitted(cls, options, train)
     rows = toy_rows(n_per_class=2, seed=5, prefix="held")
     conditions = [train.labels[(k + 1) % len(train.labels)] for k in range(len(rows))]
@@ -244,12 +311,17 @@ def _check_transform(cls: type, options: Mapping[str, Any]) -> None:
 
 def _check_cell(cls: type, options: Mapping[str, Any]) -> None:
     """One benchmark cell, every arm, through the same code a run uses (emoaug.bench.cells)."""
+    with tempfile.TemporaryDirectory(prefix="emoaug-contract-") as folder:
+        workload, fold = _toy_workload(cls, Path(folder))
+        _run_toy_cell(cls, options, workload, fold)
+
+
+def _run_toy_cell(cls: type, options: Mapping[str, Any], workload, fold: int) -> None:
     from .bench.cells import run_cell, run_judge
     from .bench.plan import CellSpec, JudgeSpec
     from .config import get_profile, resolve_classifier
     from .generators.spec import GeneratorSpec
 
-    workload, fold = _toy_workload()
     classifier = resolve_classifier(get_profile(SMOKE_PROFILE), None, 1, "fp32")
     judge = run_judge(JudgeSpec("judge", fold, 0, classifier), workload)
     generator = GeneratorSpec(name=cls.name, class_path=f"{cls.__module__}:{cls.__qualname__}",
@@ -260,26 +332,38 @@ def _check_cell(cls: type, options: Mapping[str, Any]) -> None:
                     protocols=("augment", "clarity"))
     result = run_cell(spec, workload, judge)
     arms = set(result.predictions["arm"])
+    if _works_on_waveforms(cls):
+        audited = {check["what"] for check in result.meta["leakage_audit"]}
+        _require(f"generator {cls.name!r}: audio read" in audited, "the recordings it read were not audited")
     _require("main" in arms, f"the cell scored no main arm (arms: {sorted(arms)})")
     if not cls.produces_nothing:
         _require(result.meta["n_synthetic_rows"] > 0, "the cell trained on no synthetic rows")
         _require({"synthetic_only", "main"} <= arms, f"the cell lacks protocol arms (arms: {sorted(arms)})")
 
 
-def _toy_workload():
-    """A workload of toy rows: 4 speakers, 2 folds of 2 test speakers, features in memory."""
+def _toy_workload(cls: type, folder: Path):
+    """A workload of toy items, 4 speakers, 2 folds of 2 test speakers. For a waveform generator the items are
+    toy recordings written to ``folder`` and their features that audio's log-mel, so the cell reads real files
+    through the same front end as a run; otherwise toy rows in memory."""
     from .bench.plan import Workload
     from .features import get_preset
     from .splits import make_splits
 
     rows = toy_rows(n_per_class=8, seed=3)
-    items = pd.DataFrame({"item_id": rows.item_ids, "path": [f"{i}.wav" for i in rows.item_ids],
-                          "emotion": rows.label_names(), "speaker": rows.speakers,
-                          "text_id": [f"t{k % 4}" for k in range(len(rows))],
+    paths = [str(folder / f"{item.replace('/', '_')}.wav") for item in rows.item_ids]
+    items = pd.DataFrame({"item_id": rows.item_ids, "path": paths, "emotion": rows.label_names(),
+                          "speaker": rows.speakers, "text_id": [f"t{k % 4}" for k in range(len(rows))],
                           "sha1": [f"{k:040x}" for k in range(len(rows))]})
-    # unnormalised dB rows, as the feature cache holds them
-    features = {item: (rows.x[k].numpy() * 40.0 - 40.0)[None] for k, item in enumerate(rows.item_ids)}
+    preset = get_preset(WAVEFORM_PRESET if _works_on_waveforms(cls) else "emogen")
+    if _works_on_waveforms(cls):
+        import soundfile
+
+        audio = [toy_audio(item, label, preset.sample_rate) for item, label in zip(rows.item_ids, rows.y.tolist())]
+        for path, y in zip(paths, audio):
+            soundfile.write(path, y, preset.sample_rate, subtype="FLOAT")
+        features = dict(zip(rows.item_ids, _toy_db(audio)))
+    else:  # unnormalised dB rows, as the feature cache holds them
+        features = {item: (rows.x[k].numpy() * 40.0 - 40.0)[None] for k, item in enumerate(rows.item_ids)}
     folds = make_splits(items, "kfold", n_folds=2, seed=0, val_speakers=0)
-    workload = Workload(preset=get_preset("emogen"), labels=rows.labels, items=items, folds=folds,
-                        features=features)
+    workload = Workload(preset=preset, labels=rows.labels, items=items, folds=folds, features=features)
     return workload, folds[0].index

@@ -131,6 +131,8 @@ def fit_generator(spec: CellSpec, workload: Workload, data: FoldData, checkpoint
     """Fit on the training fold, or restore the given weights (trained on the very same inputs).
     Returns the generator, the seconds it took and new weights to store (``None`` when restored)."""
     gen = spec.generator.build().to(workload.device)
+    if getattr(gen, "domain", "features") == "waveform":  # it reads training recordings (emoaug.generators.waveform)
+        gen.use_front_end(waveform_front_end(workload, data))
     start = time.perf_counter()
     if checkpoint is not None:
         gen.restore(data.train, checkpoint)
@@ -138,6 +140,43 @@ def fit_generator(spec: CellSpec, workload: Workload, data: FoldData, checkpoint
     gen.fit(data.train)
     seconds = time.perf_counter() - start
     return gen, seconds, (gen.state_dict() if spec.checkpoint_key else None)
+
+
+def waveform_front_end(workload: Workload, data: FoldData):
+    """The fold's training recordings for a waveform generator, one at a time, and the way back to rows: the
+    preset's log-mel as for real items, standardised with the source speaker's statistics under --speaker-norm,
+    then normalised with the fold's statistics."""
+    from ..features import front_end_signal, waveform_features
+    from ..generators.waveform import WaveformFrontEnd
+    from ..speaker_norm import standardise_mels
+
+    paths = workload.items.set_index("item_id")["path"]
+    speakers = workload.items.set_index("item_id")["speaker"].astype(str)
+    stats = workload.speaker_stats
+
+    def to_rows(waveforms, source_ids) -> list[np.ndarray]:
+        rows = []
+        for db, source in zip(waveform_features(waveforms, workload.preset, workload.device), source_ids):
+            if stats is not None:  # as the source item's own rows were (emoaug.speaker_norm)
+                item = pd.DataFrame({"item_id": [source], "speaker": [speakers[source]]})
+                db = standardise_mels({source: db}, item, stats)[source]
+            rows.append(np.asarray(data.normaliser.transform(db), dtype=np.float32))
+        return rows
+
+    return WaveformFrontEnd(sample_rate=workload.preset.sample_rate,
+                            read_audio=lambda item_id: front_end_signal(paths[item_id], workload.preset),
+                            to_rows=to_rows, allowed=frozenset(data.fold.train))
+
+
+def audit_audio_read(name: str, gen: Generator, workload: Workload, data: FoldData) -> list[dict]:
+    """(waveform generators) every recording the generator read, in all of the cell's arms: training items only."""
+    front_end = getattr(gen, "front_end", None)
+    if front_end is None:
+        return []
+    speakers = workload.items.set_index("item_id")["speaker"].astype(str)
+    read = sorted(front_end.read_ids)
+    return [check_scope(f"generator {name!r}: audio read", read, {speakers[i] for i in read}, data.fold,
+                        set(data.test.speakers))]
 
 
 def audit_generator(name: str, gen: Generator, data: FoldData) -> list[dict]:
@@ -183,6 +222,7 @@ def augmented_cell(spec: CellSpec, workload: Workload, data: FoldData, judge: SE
         start = time.perf_counter()
         parts.append(clarity_predictions(gen, judge, data, spec.seed))
         seconds["clarity"] = time.perf_counter() - start
+    audit += audit_audio_read(spec.generator.name, gen, workload, data)
     meta = cell_meta(spec, data, n_synthetic=len(synthetic), classifier=clf, seconds=seconds)
     meta.update({"generator_config": gen.get_config(), "generator_version": str(type(gen).version),
                  "generator_restored_from_checkpoint": checkpoint is not None,

@@ -25,6 +25,11 @@ BUILTIN_MODULES = {
     "dcgan": "emoaug.generators.dcgan",
     "cyclegan": "emoaug.generators.cyclegan",
     "diffusion": "emoaug.generators.diffusion",
+    # waveform-domain baselines (audiomentations)
+    "speed": "emoaug.generators.waveform",
+    "pitch": "emoaug.generators.waveform",
+    "noise": "emoaug.generators.waveform",
+    "wavaug": "emoaug.generators.waveform",
 }
 _BUILTIN: dict[str, type[Generator]] = {}
 #: names a generator may not take: the classic reference row (emoaug.classifiers.classic.REFERENCE_NAME)

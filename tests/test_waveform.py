@@ -1,0 +1,90 @@
+"""Waveform-domain baselines (emoaug.generators.waveform): what each change does to the audio, the front end's
+scope, option errors, and a run with them end to end. The shared contract is in test_contract."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoaug.cli import main
+from emoaug.errors import EmoaugError, LeakageError
+from emoaug.generators import get_generator_class
+from emoaug.generators.waveform import WaveformFrontEnd
+from emoaug.testing import toy_audio
+from tests.helpers import make_emodb, only_run_dir
+
+RATE = 16000
+
+
+def changed(name: str, y: np.ndarray, seed: int = 0, **options) -> np.ndarray:
+    return get_generator_class(name)(**options).change(y, RATE, np.random.default_rng(seed))
+
+
+def test_speed_perturbation_divides_the_length_by_its_factor():
+    y = toy_audio("a", 0, RATE)
+    for factor in (0.9, 1.1):
+        out = changed("speed", y, factors=[factor])
+        assert abs(len(out) - len(y) / factor) <= 1
+    drawn = sorted({len(changed("speed", y, seed=s)) for s in range(12)})  # both default factors are drawn
+    assert len(drawn) == 2 and abs(drawn[0] - len(y) / 1.1) <= 1 and abs(drawn[1] - len(y) / 0.9) <= 1
+
+
+def test_pitch_shift_moves_the_fundamental_and_keeps_the_length():
+    y = toy_audio("b", 0, RATE, seconds=1.0)
+    up = changed("pitch", y, min_semitones=4.0, max_semitones=4.0)
+    assert len(up) == len(y)
+
+    def peak_hz(signal: np.ndarray) -> float:
+        spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal))))
+        return float(np.fft.rfftfreq(len(signal), 1 / RATE)[np.argmax(spectrum[: len(spectrum) // 8])])
+
+    assert peak_hz(up) == pytest.approx(peak_hz(y) * 2 ** (4 / 12), rel=0.06)
+
+
+def test_noise_is_added_at_the_asked_snr():
+    y = toy_audio("c", 0, RATE)
+    out = changed("noise", y, min_snr_db=10.0, max_snr_db=10.0)
+    snr = 10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean((out - y).astype(np.float64) ** 2))
+    assert snr == pytest.approx(10.0, abs=0.5)
+
+
+def test_the_front_end_refuses_items_outside_the_training_fold():
+    front = WaveformFrontEnd(sample_rate=RATE, read_audio=lambda item: np.zeros(RATE, np.float32),
+                             to_rows=lambda waveforms, sources: [], allowed=frozenset({"train/1"}))
+    front.read("train/1")
+    with pytest.raises(LeakageError, match="test/9"):
+        front.read("test/9")
+    assert front.read_ids == {"train/1"}
+
+
+@pytest.mark.parametrize("name, options, says", [
+    ("pitch", {"min_semitones": 3, "max_semitones": 1}, "min_semitones"),
+    ("noise", {"color": "grey"}, "color"),
+    ("speed", {"factors": [3.0]}, "factors"),
+    ("wavaug", {"transforms": ["Shift", "Reverb"]}, "transforms"),
+    ("wavaug", {"params": '{"Shift": {"min_shfit": 0.1}}'}, "min_shfit"),
+    ("wavaug", {"params": '{"Gain": {}}'}, "not in the chain"),
+])
+def test_bad_options_are_one_line_errors(name, options, says):
+    with pytest.raises(EmoaugError, match=says) as caught:
+        get_generator_class(name)(**options)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_run_with_waveform_baselines_tables_and_audits_them(tmp_path):
+    root = make_emodb(tmp_path / "emodb", speakers=("03", "08", "09", "10"), texts=("a01",))
+    out = tmp_path / "runs"
+    assert main(["--corpus", "emodb", "--data-root", str(root), "--profile", "smoke", "--gen", "none,speed,noise",
+                 "--protocol", "augment", "--reference", "off", "--out", str(out), "--no-mlflow"]) == 0
+    run_dir = only_run_dir(out)
+    table = pd.read_csv(run_dir / "generators.csv").set_index("generator")
+    assert list(table.index) == ["none", "speed", "noise"]
+    assert (table.loc[["speed", "noise"], "n_synthetic_rows"] > 0).all()
+    audit = json.loads((run_dir / "leakage_audit.json").read_text())
+    read = [c for c in audit["checks"] if c["what"] == "generator 'speed': audio read"]
+    assert read and all(c["n_items"] > 0 and c["test_speakers_seen"] == 0 for c in read)
+    config = json.loads((run_dir / "config.json").read_text())["experiment"]
+    assert config["generator_configs"]["speed"] == {"factors": [0.9, 1.1]}
