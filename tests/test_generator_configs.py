@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from emoaug.bench.plan import generator_identity
 from emoaug.bench.resolve import resolve_generator_configs, resolve_run_config
 from emoaug.cli import main
+from emoaug.generators import get_generator_class
 from emoaug.generators.base import Generator
+from emoaug.generators.options import keyed_dict
 from emoaug.storage import stable_hash
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -48,10 +51,24 @@ UNTYPED_RESOLVED = {
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("name", BUILTINS)
 def test_profiles_resolve_to_the_configs_of_the_untyped_implementation(name, profile):
+    """What keys hash (``keyed_dict``: options added later, declared ``keyed_at_default=False``, are left out
+    while at their default) is what the untyped implementation hashed."""
     resolved = resolve_generator_configs([name], profile, [])[name]
+    keyed = keyed_dict(get_generator_class(name).Config, resolved)
     expected = json.loads(UNTYPED_RESOLVED[(profile, name)])
-    assert json.dumps(resolved, sort_keys=True, separators=(",", ":")) == UNTYPED_RESOLVED[(profile, name)]
-    assert stable_hash(resolved) == stable_hash(expected)
+    assert json.dumps(keyed, sort_keys=True, separators=(",", ":")) == UNTYPED_RESOLVED[(profile, name)]
+    assert stable_hash(keyed) == stable_hash(expected)
+
+
+def test_an_option_added_later_enters_keys_only_away_from_its_default():
+    quick = resolve_generator_configs(["diffusion"], "quick", [])["diffusion"]
+    one_d = resolve_generator_configs(["diffusion"], "quick", ["diffusion.unet=1d"])["diffusion"]
+    assert quick["unet"] == "2d"  # recorded with the run (config.json) ...
+    pinned = json.loads(UNTYPED_RESOLVED[("quick", "diffusion")])
+    pinned.pop("micro_batch_size")  # an execution option: never keyed
+    assert generator_identity("diffusion", quick)["config"] == pinned
+    assert generator_identity("diffusion", one_d)["config"]["unet"] == "1d"  # ... keyed only when not 2d
+    assert stable_hash(generator_identity("diffusion", quick)) != stable_hash(generator_identity("diffusion", one_d))
 
 
 # ------------------------------------------------------------------------------------------ option errors

@@ -180,10 +180,13 @@ def judge_key(workload: Workload, content: dict, seed: int) -> str:
 
 def generator_identity(name: str, config: dict) -> dict:
     """Name, code (class path and ``version``) and resolved config: what makes two generators the same (the
-    class's ``execution_config`` keys -- memory and batching knobs -- are left out)."""
+    class's ``execution_config`` keys -- memory and batching knobs -- are left out, and so are options added
+    after cells were stored while they hold the default that computes what those cells did)."""
     from ..generators import get_generator_class
+    from ..generators.options import keyed_dict
 
     cls = get_generator_class(name)
+    config = keyed_dict(cls.Config, config)
     what = {key: value for key, value in config.items() if key not in cls.execution_config}
     return {"name": name, "class": f"{cls.__module__}:{cls.__qualname__}", "version": str(cls.version),
             "config": what}
