@@ -295,7 +295,7 @@ def test_config_errors_and_profiles():
         DiffusionGenerator(sampler="euler")
     with pytest.raises(EmoaugError, match="enhance_t0"):
         DiffusionGenerator(enhance_t0=1.5)
-    for profile in ("smoke", "quick", "paper"):
+    for profile in ("smoke", "quick", "paper", "paper-full"):
         generator = DiffusionGenerator(**get_profile(profile).generators.get("diffusion", {}))
         assert generator.schedule.num_timesteps == generator.config["timesteps"]
         assert generator.to("cpu").networks() == {}  # the runner moves generators before fitting them

@@ -121,8 +121,9 @@ class DiffusionConfig(NeuralConfig):
     train_steps: int = option(300, "denoiser optimisation steps", ge=0)
     batch_size: int = option(16, "rows per training step", ge=1)
     # Gradients accumulate over the micro-batches and every norm is a GroupNorm (no batch statistics), so the
-    # update is the same up to float summation order: a memory knob (the paper U-Net needs ~8 GB of activations
-    # per 80 x 862 row), not part of what the generator is (left out of its content keys, see execution_config)
+    # update is the same up to float summation order: a memory knob (the 2-D U-Net at paper widths saves ~4.9 GB
+    # of activations per 80 x 862 row), not part of what the generator is (left out of its content keys, see
+    # execution_config)
     micro_batch_size: int | None = option(None, "rows per forward/backward pass in a training step (None: the "
                                                 "whole batch)", ge=1)
     lr: float = option(1e-3, "AdamW learning rate", gt=0)
@@ -231,7 +232,8 @@ class DiffusionModel(nn.Module):
 
 
 def build_denoiser(cfg: dict[str, Any], n_mels: int) -> nn.Module:
-    """The U-Net ``cfg["unet"]`` names, for rows of ``n_mels`` bins: both map ``(x [B, M, T], t, cond)`` to x's shape."""
+    """The U-Net ``cfg["unet"]`` names, for rows of ``n_mels`` bins; both map ``(x [B, M, T], t, cond)`` to x's
+    shape."""
     shared = {"base_channels": cfg["base_channels"], "channel_mults": cfg["channel_mults"],
               "num_res_blocks": cfg["num_res_blocks"], "attention_at": cfg["attention_at"],
               "mid_attention": cfg["mid_attention"], "cond_dim": cfg["cond_dim"], "groups": cfg["groups"],
