@@ -206,8 +206,15 @@ def count_all(settings: dict[str, Any], repeats: int = 2, toy: bool = False) -> 
     torch.set_num_threads(1)
     models = bench_costs(settings, repeats, toy)
     for name in ("cyclegan", "vae"):
-        models[name] = fit_costs(settings, name, settings[f"{name}_config"], repeats, toy)
+        config = {**settings[f"{name}_config"], **(TOY_FIT_SIZES[name] if toy else {})}
+        models[name] = fit_costs(settings, name, config, repeats, toy)
     return models
+
+
+#: --toy: CycleGAN and VAE as small as gpu_check's toy models (16 x 48 rows)
+TOY_FIT_SIZES = {"cyclegan": {"channels": 4, "residual_channels": 16, "n_blocks": 1, "disc_channels": 4,
+                              "crop_frames": 16},
+                 "vae": {"widths": (4, 8)}}
 
 
 # =============================================================================================== projecting
@@ -303,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     settings = gpu_check.paper_settings("paper")
     models = count_all(settings, args.repeats, args.toy)
-    unet2d = unet2d_for_comparison(settings)
+    unet2d = unet2d_for_comparison(settings)  # on the meta device: nothing allocated, even at paper size
     plan = projections(models)
     report(models, unet2d, plan, batch_memory=int(settings["diffusion_batch_size"]))
     results = {"gpu": GPU, "sustained_flops": SUSTAINED_FLOPS, "count_batch": COUNT_BATCH, "models": models,
