@@ -183,12 +183,13 @@ def fit_costs(settings: dict[str, Any], name: str, config: dict[str, Any], repea
 
 
 def unet2d_for_comparison(settings: dict[str, Any]) -> dict[str, Any]:
-    """The 2-D U-Net the `paper` profile used before (same widths, on 80 x 862 as a 1-channel image), counted on
-    torch's meta device (no memory is allocated): FLOPs and saved bytes of one training step of one row."""
+    """The 2-D U-Net the `paper` profile used before issue 25 (widths 256/512/1024, two residual blocks per level,
+    self-attention in the middle, on 80 x 862 as a 1-channel image), counted on torch's meta device (nothing is
+    allocated): FLOPs and saved bytes of one training step of one row."""
     torch = _torch()
     from emoaug.generators.diffusion.generator import build_denoiser
 
-    cfg = {**settings["diffusion_config"], "unet": "2d", "patch_size": 1, "stem_channels": 0,
+    cfg = {**settings["diffusion_config"], "unet": "2d", "patch_size": 1, "stem_channels": 0, "num_res_blocks": 2,
            "attention_at": [], "mid_attention": True}
     with torch.device("meta"):
         net = build_denoiser(cfg, settings["n_mels"])

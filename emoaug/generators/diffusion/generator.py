@@ -121,7 +121,7 @@ class DiffusionConfig(NeuralConfig):
     train_steps: int = option(300, "denoiser optimisation steps", ge=0)
     batch_size: int = option(16, "rows per training step", ge=1)
     # Gradients accumulate over the micro-batches and every norm is a GroupNorm (no batch statistics), so the
-    # update is the same up to float summation order: a memory knob (the 2-D U-Net at paper widths saves ~4.9 GB
+    # update is the same up to float summation order: a memory knob (the 2-D U-Net at paper widths saves ~6.7 GiB
     # of activations per 80 x 862 row), not part of what the generator is (left out of its content keys, see
     # execution_config)
     micro_batch_size: int | None = option(None, "rows per forward/backward pass in a training step (None: the "
