@@ -1,7 +1,7 @@
 """One prepared GPU check: paper-size speed, memory and precision of the real models, and the paper profile's cost.
 
-On the `paper` profile's sizes (kim2024 preset rows of 80 x 862; the ResNet-50 classifier; the paper U-Net of
-the diffusion generator with its emotion-embedding CNN-BLSTM; the paper DCGAN) it measures, on random inputs
+On the `paper` profile's sizes (kim2024 preset rows of 80 x 862; the ResNet-50 classifier; the diffusion
+generator's Table 4 1-D U-Net with its emotion-embedding CNN-BLSTM; the paper DCGAN) it measures, on random inputs
 of the real shapes and with the project's own classes and training-step code:
 
 * training steps/s and peak memory of each model under fp32, bf16 autocast, channels_last and
@@ -15,7 +15,9 @@ Every measurement is time-boxed (a fixed number of seconds after warm-up, not a 
 whole script keeps within ``--budget-s`` (default 420 s: under 8 minutes on one GPU). From the best setting
 that passed the agreement check (and, for bf16, the proxy; and fits an 80 GiB H100) it projects the GPU-hours
 of the full `paper` profile (none + dcgan + diffusion, 5 folds x 3 seeds, worst case: every classifier runs
-all its epochs) on EmoDB and RAVDESS, and prints a `paper` sizing that fits 12 GPU-hours per corpus.
+all its epochs) on EmoDB and RAVDESS, prints a `paper` sizing that fits 12 GPU-hours per corpus (cut from
+`paper-full`'s published lengths), and sets the measured rates beside those ``benchmarks/paper_cost.py`` projects
+from the FLOPs it counts on this device (``check_projection``).
 
     python benchmarks/gpu_check.py --json gpu.json              # paper sizes on cuda (if available), < 8 min
     python benchmarks/gpu_check.py --toy --device cpu --json x  # tiny shapes on a CPU in seconds (tests run it)

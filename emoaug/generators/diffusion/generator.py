@@ -92,8 +92,8 @@ class DiffusionConfig(NeuralConfig):
     channel_mults: tuple[int, ...] = option((1, 2, 4), "U-Net width per level relative to base_channels", ge=1,
                                             min_items=1)
     num_res_blocks: int = option(1, "residual blocks per U-Net level", ge=1)
-    attention_at: tuple[int, ...] = option((), "U-Net levels with self-attention (0: full resolution; 1d: "
-                                                "linear attention, the last level is the middle)", ge=0)
+    attention_at: tuple[int, ...] = option((), "U-Net levels with self-attention (0: full resolution; 1d: linear "
+                                                "attention, and the last level is the middle: mid_attention)", ge=0)
     mid_attention: bool = option(True, "self-attention in the U-Net's middle block (1d: linear attention)")
     heads: int = option(4, "attention heads (must divide each attention width)", ge=1)
     groups: int = option(8, "GroupNorm groups at most", ge=1)
