@@ -140,6 +140,7 @@ THIS = __name__  # plugins below are passed as import paths, e.g. tests.test_gen
         ("diffusion", "diffusion.p_uncond=1.5", "p_uncond must be a finite number >= 0 and < 1, got '1.5'"),
         ("diffusion", "diffusion.sampler=euler", "sampler must be one of 'ddim', 'ddpm', got 'euler'"),
         ("diffusion", "diffusion.heads=3", "heads=3 must divide the attention width 64"),
+        ("diffusion", "diffusion.unet=3d", "unet must be one of '2d', '1d', got '3d'"),
         ("dcgan", "dcgan.g_widths=16,8,4", "g_widths and d_widths must have the same length"),
         ("cyclegan", "cyclegan.residual_output=maybe", "residual_output must be true or false, got 'maybe'"),
         (f"{THIS}:PluginWithoutConfig", f"{THIS}:PluginWithoutConfig.sigma=1",
