@@ -71,7 +71,8 @@ class Counted:
         torch = _torch()
         from torch.utils.flop_counter import FlopCounterMode
 
-        self.storages: dict[int, int] = {}
+        # held until exit, so a freed storage's address cannot come back as another one's key
+        self.storages: dict[int, Any] = {}
         self._flops = FlopCounterMode(display=False)
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
         self._flops.__enter__()
@@ -82,7 +83,7 @@ class Counted:
     def _pack(self, tensor):
         if not (tensor.is_leaf and tensor.requires_grad):  # parameters are weights, not activations
             storage = tensor.untyped_storage()
-            self.storages[storage._cdata] = storage.nbytes()
+            self.storages[storage._cdata] = storage
         return tensor
 
     def __exit__(self, *exc):
@@ -90,7 +91,8 @@ class Counted:
         self._hooks.__exit__(*exc)
         self._flops.__exit__(*exc)
         self.flops = int(self._flops.get_total_flops())
-        self.saved_bytes = int(sum(self.storages.values()))
+        self.saved_bytes = int(sum(storage.nbytes() for storage in self.storages.values()))
+        self.storages.clear()
         return False
 
 
