@@ -1,7 +1,7 @@
 """One prepared GPU check: paper-size speed, memory and precision of the real models, and the paper profile's cost.
 
-On the `paper` profile's sizes (kim2024 preset rows of 80 x 862; the ResNet-50 classifier; the paper U-Net of
-the diffusion generator with its emotion-embedding CNN-BLSTM; the paper DCGAN) it measures, on random inputs
+On the `paper` profile's sizes (kim2024 preset rows of 80 x 862; the ResNet-50 classifier; the diffusion
+generator's Table 4 1-D U-Net with its emotion-embedding CNN-BLSTM; the paper DCGAN) it measures, on random inputs
 of the real shapes and with the project's own classes and training-step code:
 
 * training steps/s and peak memory of each model under fp32, bf16 autocast, channels_last and
@@ -15,7 +15,9 @@ Every measurement is time-boxed (a fixed number of seconds after warm-up, not a 
 whole script keeps within ``--budget-s`` (default 420 s: under 8 minutes on one GPU). From the best setting
 that passed the agreement check (and, for bf16, the proxy; and fits an 80 GiB H100) it projects the GPU-hours
 of the full `paper` profile (none + dcgan + diffusion, 5 folds x 3 seeds, worst case: every classifier runs
-all its epochs) on EmoDB and RAVDESS, and prints a `paper` sizing that fits 12 GPU-hours per corpus.
+all its epochs) on EmoDB and RAVDESS, prints a `paper` sizing that fits 12 GPU-hours per corpus (cut from
+`paper-full`'s published lengths), and sets the measured rates beside those ``benchmarks/paper_cost.py`` projects
+from the FLOPs it counts on this device (``check_projection``).
 
     python benchmarks/gpu_check.py --json gpu.json              # paper sizes on cuda (if available), < 8 min
     python benchmarks/gpu_check.py --toy --device cpu --json x  # tiny shapes on a CPU in seconds (tests run it)
@@ -252,13 +254,14 @@ def recommend_sizing(rates: dict[str, float], corpora: dict[str, dict[str, Any]]
             "floors": floors, "paper_full": {**full, "hours": hours(full)}}
 
 
-def paper_settings() -> dict[str, Any]:
-    """The `paper` profile's settings as the code resolves them (generator configs built by their classes)."""
+def paper_settings(profile_name: str = "paper") -> dict[str, Any]:
+    """The settings of ``profile_name`` (`paper` or `paper-full`) as the code resolves them (generator configs
+    built by their classes): the counts ``project_hours`` and ``benchmarks/paper_cost.py`` use."""
     from emoaug.config import DEFAULT_PROTOCOLS, get_profile
     from emoaug.generators import get_generator_class
     from emoaug.presets import get_preset
 
-    profile = get_profile("paper")
+    profile = get_profile(profile_name)
     clf = profile.classifiers[profile.classifier]
     preset = get_preset(profile.preset)
     dcgan = get_generator_class("dcgan")(**profile.generators["dcgan"]).get_config()
@@ -280,6 +283,8 @@ def paper_settings() -> dict[str, Any]:
         "diffusion_enhance_evaluations": sampler.n_evaluations(diffusion.enhance_step()),
         "ser_epochs": diffusion.config["ser_epochs"], "ser_batch_size": diffusion.config["ser_batch_size"],
         "ser_holdout": diffusion.config["ser_holdout"],
+        "cyclegan_config": get_generator_class("cyclegan")(**profile.generators["cyclegan"]).get_config(),
+        "vae_config": get_generator_class("vae")(**profile.generators["vae"]).get_config(),
     }
 
 
@@ -306,7 +311,8 @@ def model_sizes(settings: dict[str, Any], toy: bool) -> dict[str, Any]:
     if toy:
         sizes.update(n_mels=16, n_frames=48, classifier_batch_size=4, sampling_steps_timed=2)
         sizes["dcgan"].update(noise_dim=8, g_widths=[16, 8], d_widths=[8, 16], batch_size=4, bn_batches=2)
-        sizes["diffusion"].update(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, groups=4, heads=2,
+        sizes["diffusion"].update(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_at=(0,),
+                                  groups=4, heads=2,
                                   cond_dim=16, style_channels=4, style_dim=8, ser_channels=8, ser_lstm_hidden=8,
                                   ser_batch_size=4, batch_size=4, sample_batch_size=4, warmup_steps=2)
     for name in ("dcgan", "diffusion"):
@@ -646,6 +652,23 @@ class DiffusionRun:
         return batch * sampler.n_evaluations()
 
 
+def check_projection(benches: list[Bench], rates: dict[str, float | None]) -> dict[str, Any]:
+    """``benchmarks/paper_cost.py``'s counts (FLOPs per work unit, counted here on the device with the same step
+    code) and the rates they project at its assumed sustained FLOP/s, beside the rates measured here."""
+    from benchmarks import paper_cost
+
+    models = {bench.name: paper_cost.bench_cost(bench) for bench in benches}
+    flops, projected = paper_cost.flops_per_unit(models), paper_cost.projected_rates(models)
+    rows = {}
+    for key in RATE_KEYS:
+        measured = rates.get(key)
+        rows[key] = {"flops_per_unit": flops[key], "projected_per_s": projected[key], "measured_per_s": measured,
+                     "measured_over_projected": measured / projected[key] if measured else None,
+                     "achieved_tflops": measured * flops[key] / 1e12 if measured else None}
+    return {"gpu_assumed": paper_cost.GPU, "sustained_tflops": paper_cost.SUSTAINED_FLOPS / 1e12, "rates": rows,
+            "activation_bytes_per_row": {name: row["activation_bytes_per_row"] for name, row in models.items()}}
+
+
 def make_benches(sizes: dict[str, Any], settings: dict[str, Any], device) -> list[Bench]:
     diffusion = sizes["diffusion"]
     return [
@@ -901,7 +924,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--memory-gib", type=float, default=H100_MEMORY_GIB,
                         help="cap the CUDA allocator at this many GiB (default 78: an 80 GB H100; 0 = no cap)")
     parser.add_argument("--allow-cpu", action="store_true",
-                        help="run the paper sizes on a CPU anyway (a 32-row U-Net step needs ~260 GB and minutes)")
+                        help="run the paper sizes on a CPU anyway (minutes per step: a 64-row DCGAN step is ~11 TFLOP)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (default: torch's choice; 1 with --toy, so a busy CPU cannot stall it)")
     parser.add_argument("--budget-hours", type=float, default=BUDGET_HOURS,
@@ -934,8 +957,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(threads)
     device = resolve_device(args.device)
     if device.type == "cpu" and not (args.toy or args.allow_cpu):
-        raise SystemExit("gpu_check: the paper sizes are meant for a GPU (the paper U-Net saves ~8 GB of activations "
-                         "per row in fp32); use --toy on a CPU, or --allow-cpu to try anyway")
+        raise SystemExit("gpu_check: the paper sizes are meant for a GPU (a training step of the paper DCGAN is "
+                         "~11 TFLOP); use --toy on a CPU, or --allow-cpu to try anyway")
     memory_cap = None
     if device.type == "cuda" and args.memory_gib > 0:
         total = torch.cuda.get_device_properties(device).total_memory
@@ -1031,9 +1054,12 @@ def main(argv: list[str] | None = None) -> int:
     results["corpora"] = corpora
     if all(rates[key] for key in RATE_KEYS):
         results["projection"] = {name: project_hours(rates, corpus, settings) for name, corpus in corpora.items()}
-        results["sizing"] = recommend_sizing(rates, corpora, settings, budget_hours=args.budget_hours)
+        # sized down from the published lengths (`paper-full`), as benchmarks/paper_cost.py sizes `paper`
+        results["sizing"] = recommend_sizing(rates, corpora, paper_settings("paper-full"),
+                                             budget_hours=args.budget_hours)
     else:
         results["projection"] = results["sizing"] = None
+    results["projection_check"] = guarded("projection check", check_projection, benches, rates)
     results["meta"]["elapsed_s"] = budget.used()
     report(results, args)
     save()
@@ -1096,7 +1122,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         print("\nNo projection: a rate is missing (see above).")
         return
     toy = " (TOY rates: these hours mean nothing)" if args.toy else ""
-    print(f"\nProjected GPU-hours of the full `paper` profile{toy}: none + dcgan + diffusion, "
+    print(f"\nProjected GPU-hours of the `paper` profile{toy}: none + dcgan + diffusion, "
           f"{settings['n_folds']} folds x {settings['n_seeds']} seeds, protocols {', '.join(settings['protocols'])}, "
           f"labels {settings['labels']}; WORST CASE: every classifier runs all {settings['classifier_epochs']} epochs "
           f"(early stopping, patience {settings['classifier_patience']}, can only shorten it)")
@@ -1121,7 +1147,24 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
           f"diffusion {sizing['diffusion_train_steps']} steps (scale {sizing['scale']:.4f}): "
           + ", ".join(f"{k} {v:.1f} h" for k, v in sizing["hours"].items())
           + ("" if sizing["fits"] else "  -- DOES NOT FIT even at the floors " + str(sizing["floors"])))
+    report_projection_check(results.get("projection_check") or {})
     print(f"elapsed {results['meta']['elapsed_s']:.0f} s of a {results['meta']['budget_s']:.0f} s budget")
+
+
+def report_projection_check(check: dict[str, Any]) -> None:
+    if "rates" not in check:
+        print(f"\nNo projection check: {check.get('status', 'not run')}")
+        return
+    gpu = check["gpu_assumed"]
+    print(f"\nbenchmarks/paper_cost.py's projection against these measurements: it assumes {gpu['name']} sustaining "
+          f"{check['sustained_tflops']:.1f} TFLOP/s ({gpu['utilisation']:.0%} of {gpu['bf16_dense_tflops']} bf16 "
+          "dense); FLOPs counted here, on this device, with its counter")
+    print(f"{'rate':<32}{'GFLOP/unit':>12}{'projected/s':>13}{'measured/s':>12}{'measured/projected':>20}"
+          f"{'TFLOP/s reached':>17}")
+    for key, row in check["rates"].items():
+        print(f"{key:<32}{row['flops_per_unit'] / 1e9:>12.4g}{row['projected_per_s']:>13.4g}"
+              f"{_fmt(row['measured_per_s'], '.4g'):>12}{_fmt(row['measured_over_projected'], '.3g'):>20}"
+              f"{_fmt(row['achieved_tflops'], '.3g'):>17}")
 
 
 if __name__ == "__main__":

@@ -87,15 +87,52 @@ _PAPER_GENERATORS: dict[str, dict[str, Any]] = {  # the published sizes, for a G
     # batch 1 on 128-frame segments, lr 2e-4/1e-4, identity loss for the first 1e4 iterations)
     "cyclegan": {"channels": 128, "residual_channels": 512, "n_blocks": 6, "disc_channels": 128, "steps": 200_000,
                  "batch_size": 1, "crop_frames": 128, "lr_g": 2e-4, "lr_d": 1e-4, "identity_steps": 10_000},
-    # Kim & Lee 2024 (Tables 3-4): T = 1000 linear 1e-4..0.02, batch 32, widths 256/512/1024 with two
-    # downsamplings and attention in the middle
-    "diffusion": {"schedule": "linear", "prediction": "eps", "timesteps": 1000, "base_channels": 256,
-                  "channel_mults": (1, 2, 4), "num_res_blocks": 2, "patch_size": 1, "groups": 32, "heads": 8,
-                  "cond_dim": 512, "style_channels": 32, "style_dim": 128, "ser_channels": 128,
+    # Kim & Lee 2024 (Tables 3-4): T = 1000 linear 1e-4..0.02, batch 32; Table 4's network: a 1-D U-Net over
+    # frames with the 80 mel bins as channels, widths 256/512/1024 with two stride-2 steps, one residual block per
+    # level, linear attention in each level and the middle (emoaug/generators/diffusion/unet1d.py has the reading)
+    "diffusion": {"unet": "1d", "schedule": "linear", "prediction": "eps", "timesteps": 1000, "base_channels": 256,
+                  "channel_mults": (1, 2, 4), "num_res_blocks": 1, "attention_at": (0, 1), "patch_size": 1,
+                  "groups": 32, "heads": 8, "cond_dim": 512, "style_channels": 32, "style_dim": 128,
+                  "ser_channels": 128,
                   "ser_lstm_hidden": 128, "ser_epochs": 50, "ser_patience": 10, "train_steps": 200_000,
                   "batch_size": 32, "lr": 1e-4, "warmup_steps": 1000, "ema_decay": 0.9999, "sampling_steps": 50,
                   "sample_batch_size": 32},
 }
+
+#: the published training lengths (Kim & Lee Table 3: 800 classifier epochs; 200,000 diffusion steps; DCGAN 30,000)
+_PUBLISHED_LENGTHS = {"classifier_epochs": 800, "dcgan_steps": 30_000, "diffusion_train_steps": 200_000}
+#: `paper`: the same sizes, lengths cut by one common factor so that none + dcgan + diffusion, 5 folds x 3 seeds,
+#: fits 12 GPU-hours on EmoDB and RAVDESS (benchmarks/paper_cost.py: counted FLOPs at a stated H100/H200 rate)
+#: (paper_cost on 2026-12-05: the published lengths project to 32.3 GPU-hours on EmoDB and 35.5 on RAVDESS; one
+#: factor of 0.34 gives 10.8 and 11.9)
+_PAPER_LENGTHS = {"classifier_epochs": 270, "dcgan_steps": 10_000, "diffusion_train_steps": 67_000}
+
+
+def _paper_profile(name: str, description: str, lengths: dict[str, int]) -> Profile:
+    generators = {**_PAPER_GENERATORS,
+                  "dcgan": {**_PAPER_GENERATORS["dcgan"], "steps": lengths["dcgan_steps"]},
+                  "diffusion": {**_PAPER_GENERATORS["diffusion"], "train_steps": lengths["diffusion_train_steps"]}}
+    return Profile(
+        name=name,
+        description=description,
+        preset="kim2024",
+        classifier="resnet50",
+        classifiers={
+            # Kim & Lee 2024 Table 3: Adam 1e-4, cross-entropy, 800 epochs (we add early stopping).
+            "resnet50": ClassifierSettings("resnet50", {}, epochs=lengths["classifier_epochs"], batch_size=32,
+                                           lr=1e-4, weight_decay=0.0, patience=50),
+            # Malik et al. 2023: CNN-BLSTM, 100 epochs, lr 1e-5, batch 64.
+            "cnn_blstm": ClassifierSettings("cnn_blstm", {}, epochs=100, batch_size=64, lr=1e-5,
+                                            weight_decay=0.0, patience=20),
+        },
+        n_folds=5,
+        n_seeds=3,
+        synthetic_ratio=1.0,
+        export_per_emotion=3,
+        griffin_lim_iters=64,
+        generators=generators,
+    )
+
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
@@ -144,26 +181,11 @@ PROFILES: dict[str, Profile] = {
         griffin_lim_iters=32,
         generators={},  # each generator's Config defaults are this budget (measured in each generator's module)
     ),
-    "paper": Profile(
-        name="paper",
-        description="published settings (Kim & Lee 2024 Table 3; Malik et al. 2023); meant for a GPU",
-        preset="kim2024",
-        classifier="resnet50",
-        classifiers={
-            # Kim & Lee 2024 Table 3: Adam 1e-4, cross-entropy, 800 epochs (we add early stopping).
-            "resnet50": ClassifierSettings("resnet50", {}, epochs=800, batch_size=32, lr=1e-4,
-                                           weight_decay=0.0, patience=50),
-            # Malik et al. 2023: CNN-BLSTM, 100 epochs, lr 1e-5, batch 64.
-            "cnn_blstm": ClassifierSettings("cnn_blstm", {}, epochs=100, batch_size=64, lr=1e-5,
-                                            weight_decay=0.0, patience=20),
-        },
-        n_folds=5,
-        n_seeds=3,
-        synthetic_ratio=1.0,
-        export_per_emotion=3,
-        griffin_lim_iters=64,
-        generators=_PAPER_GENERATORS,
-    ),
+    "paper": _paper_profile("paper", "published sizes (Kim & Lee 2024 Tables 3-4; Malik et al. 2023), training "
+                            "lengths cut to fit 12 GPU-hours per corpus (benchmarks/paper_cost.py); for a GPU",
+                            _PAPER_LENGTHS),
+    "paper-full": _paper_profile("paper-full", "published sizes and training lengths (800 epochs, 200,000 diffusion "
+                                 "steps); for a GPU, see benchmarks/paper_cost.py for the hours", _PUBLISHED_LENGTHS),
 }
 
 

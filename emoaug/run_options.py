@@ -71,7 +71,9 @@ def run_parser() -> argparse.ArgumentParser:
                         help="standardise each speaker's log-mel rows (and the classic reference's functionals) "
                              "with that speaker's own statistics; uses the test speakers' unlabelled audio, so "
                              "every table flags it")
-    parser.add_argument("--profile", default="quick", help="smoke, quick (default) or paper")
+    parser.add_argument("--profile", default="quick",
+                        help="smoke, quick (default), paper (published sizes, training cut to 12 GPU-hours per "
+                             "corpus) or paper-full (the published training lengths)")
     parser.add_argument("--classifier", default=None, help="cnn_blstm or resnet50 (default: the profile's)")
     parser.add_argument("--preset", default=None, help="log-mel preset: kim2024, malik2023, emogen (default: profile's)")
     parser.add_argument("--split", default="kfold", choices=("kfold", "loso", "paper", "standard"),

@@ -28,7 +28,7 @@ def test_list_names_every_registry(capsys):
     assert {"emodb", "ravdess", "cremad", "iemocap", "folder", "csv", "synthetic"} <= set(listing["corpora"])
     assert {"none", "specaugment"} <= set(listing["generators"])
     assert {"cnn_blstm", "resnet50"} <= set(listing["classifiers"])
-    assert set(listing["profiles"]) == {"smoke", "quick", "paper"}
+    assert set(listing["profiles"]) == {"smoke", "quick", "paper", "paper-full"}
     assert {"kim2024", "malik2023", "emogen"} <= set(listing["presets"])
 
 

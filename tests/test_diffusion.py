@@ -16,6 +16,8 @@ from emoaug.generators.diffusion.generator import Conditioner, DiffusionGenerato
 from emoaug.generators.diffusion.samplers import DDIMSampler, DDPMSampler
 from emoaug.generators.diffusion.schedules import cosine_schedule, linear_schedule
 from emoaug.generators.diffusion.unet import unet
+from emoaug.generators.diffusion.unet1d import unet1d
+from emoaug.reports.reference import reference_table
 
 # ----------------------------------------------------------------------------- schedules
 
@@ -293,7 +295,7 @@ def test_config_errors_and_profiles():
         DiffusionGenerator(sampler="euler")
     with pytest.raises(EmoaugError, match="enhance_t0"):
         DiffusionGenerator(enhance_t0=1.5)
-    for profile in ("smoke", "quick", "paper"):
+    for profile in ("smoke", "quick", "paper", "paper-full"):
         generator = DiffusionGenerator(**get_profile(profile).generators.get("diffusion", {}))
         assert generator.schedule.num_timesteps == generator.config["timesteps"]
         assert generator.to("cpu").networks() == {}  # the runner moves generators before fitting them
@@ -356,3 +358,103 @@ def test_a_fit_in_micro_batches_follows_the_same_losses(train_set):
     # Adam turns float-order noise in (mathematically) zero gradients, such as the attention keys' bias, into
     # small weight differences, so the training losses are compared, not the weights
     assert [h["loss"] for h in split.history] == pytest.approx([h["loss"] for h in whole.history], rel=1e-3)
+
+
+# ----------------------------------------------------------------------------- the 1-D (Table 4) U-Net
+
+TINY_1D = {**TINY, "unet": "1d", "base_channels": 8, "channel_mults": (1, 2, 4), "attention_at": (0, 1)}
+
+
+@pytest.mark.parametrize("frames", [1, 3, 7, 18, 861])
+def test_unet1d_keeps_odd_frame_counts_and_depends_on_time_and_conditioning(frames):
+    torch.manual_seed(0)
+    net = unet1d(n_mels=12, base_channels=8, channel_mults=(1, 2, 4), attention_at=(0, 1), cond_dim=6, groups=4,
+                 heads=2)
+    x, t, cond = torch.randn(2, 12, frames), torch.tensor([3, 700]), torch.randn(2, 6)
+    out = net(x, t, cond)
+    assert out.shape == x.shape
+    assert not torch.allclose(out, net(x, t, torch.randn(2, 6)))
+    assert not torch.allclose(out[0], net(x, torch.tensor([500, 700]), cond)[0])
+
+
+def test_unet1d_follows_table4_lengths_and_widths():
+    """861 frames -> 430 -> 215 and back, widths 256 / 512 / 1024, mel bins as channels (Kim & Lee Table 4)."""
+    net = unet1d(n_mels=80, base_channels=256, channel_mults=(1, 2, 4), cond_dim=4, groups=32, heads=8)
+    seen = {}
+    hooks = [module.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape)))
+             for name, module in net.named_modules() if name in ("conv_in", "downsample.0", "downsample.1",
+                                                                  "upsample.0", "upsample.1", "conv_out")]
+    with torch.no_grad():
+        net(torch.randn(1, 80, 861), torch.tensor([10]), torch.randn(1, 4))
+    for hook in hooks:
+        hook.remove()
+    assert seen == {"conv_in": (1, 256, 861), "downsample.0": (1, 512, 430), "downsample.1": (1, 1024, 215),
+                    "upsample.0": (1, 512, 430), "upsample.1": (1, 256, 861), "conv_out": (1, 80, 861)}
+    table = reference_table("kim2024_table04_diffusion_architecture")
+    published = {tuple(int(v) for v in shape.strip("()").split(",")[1:]) for shape in table["output_shape"]}
+    ours = {shape[1:] for name, shape in seen.items() if name != "conv_out"}
+    assert ours <= published  # every intermediate shape is one the table prints (its final (1, 861): see unet1d.py)
+
+
+@pytest.fixture(scope="module")
+def fitted_1d(train_set) -> DiffusionGenerator:
+    torch.set_num_threads(1)
+    return DiffusionGenerator(**TINY_1D, seed=3).fit(train_set)
+
+
+def test_unet_option_builds_the_1d_network(fitted_1d):
+    assert type(fitted_1d.model.denoiser).__name__ == "UNet1d"
+    assert fitted_1d.model.denoiser.conv_in.in_channels == 12  # the mel bins are its channels
+    assert [h["step"] for h in fitted_1d.history][-1] == TINY_1D["train_steps"]
+
+
+def test_1d_training_steps_lower_the_denoising_loss_on_a_tiny_batch():
+    torch.manual_seed(0)
+    model = DiffusionModel(unet1d(n_mels=16, base_channels=8, channel_mults=(1, 2), attention_at=(0,), cond_dim=8,
+                                  groups=4, heads=2),
+                           Conditioner(emotion_dim=4, cond_dim=8, style_channels=4, style_dim=4, groups=4))
+    schedule = linear_schedule(1000)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.sin(torch.linspace(0, 6, 16 * 21)).reshape(1, 16, 21).repeat(4, 1, 1)
+    emotion, noise = torch.randn(4, 4, generator=gen), torch.randn(x0.shape, generator=gen)
+    t, drop = torch.tensor([100, 300, 600, 900]), torch.tensor([False, False, True, False])
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = model.loss(x0, emotion, schedule, t, noise, drop)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.detach().item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_1d_generation_is_pure_for_a_seed_and_survives_a_checkpoint(fitted_1d, train_set, tmp_path):
+    want = {"neutral": 2, "angry": 1, "sad": 2}
+    first = fitted_1d.generate(want, seed=5)
+    assert first.x.shape == (5, 12, 18) and bool(torch.isfinite(first.x).all())
+    torch.testing.assert_close(fitted_1d.generate(want, seed=5).x, first.x, rtol=0, atol=0)
+    assert not torch.allclose(first.x, fitted_1d.generate(want, seed=6).x)
+    path = tmp_path / "diffusion1d.pt"
+    torch.save(fitted_1d.state_dict(), path)
+    restored = DiffusionGenerator(**TINY_1D, seed=3).restore(train_set, torch.load(path, weights_only=True))
+    torch.testing.assert_close(restored.generate(want, seed=5).x, first.x)
+    with pytest.raises(Exception):  # a 1-D checkpoint does not load into the 2-D network
+        DiffusionGenerator(**{**TINY_1D, "unet": "2d"}, seed=3).restore(train_set, torch.load(path, weights_only=True))
+
+
+def test_a_1d_fit_is_the_same_for_the_same_seed(train_set):
+    small = {**TINY_1D, "train_steps": 3, "ser_epochs": 1}
+    first = DiffusionGenerator(**small, seed=4).fit(train_set)
+    again = DiffusionGenerator(**small, seed=4).fit(train_set)
+    for (name, a), (_, b) in zip(first.model.state_dict().items(), again.model.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_unet_option_errors():
+    with pytest.raises(EmoaugError, match=r"unet must be one of '2d', '1d', got '3d'"):
+        DiffusionGenerator(unet="3d")
+    with pytest.raises(EmoaugError, match="stem_channels applies to the 2-D U-Net only"):
+        DiffusionGenerator(unet="1d", stem_channels=8)
+    with pytest.raises(EmoaugError, match="heads=3 must divide"):
+        DiffusionGenerator(unet="1d", heads=3)

@@ -30,7 +30,7 @@ def finite(value) -> bool:
 
 @pytest.fixture(scope="module")
 def settings():
-    return gc.paper_settings()
+    return gc.paper_settings("paper-full")  # the published counts
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +77,13 @@ def test_toy_run_on_cpu_reports_every_figure(tmp_path):
     for key in ("classifier_epochs", "dcgan_steps", "diffusion_train_steps"):
         assert isinstance(sizing[key], int) and 0 < sizing[key] <= sizing["paper_full"][key]
     assert all(finite(h) for h in sizing["hours"].values())
-    for text in ("PROXY", "WORST CASE", "paper-full", "recommended `paper`", "TOY"):
+    for text in ("PROXY", "WORST CASE", "paper-full", "recommended `paper`", "TOY", "paper_cost.py's projection"):
         assert text in done.stdout
+    check = data["projection_check"]  # paper_cost's counts beside the measured rates
+    for key in gc.RATE_KEYS:
+        row = check["rates"][key]
+        assert row["flops_per_unit"] > 0 and finite(row["projected_per_s"]) and finite(row["measured_over_projected"])
+        assert row["achieved_tflops"] == pytest.approx(data["rates"][key] * row["flops_per_unit"] / 1e12)
 
 
 def test_halving_the_rates_doubles_the_hours(settings, corpora):
@@ -177,3 +182,14 @@ def test_rates_come_from_eligible_settings_only():
     rates, chosen = gc.best_rates(results)
     assert rates["diffusion_train_steps_per_s"] == 3.0 and chosen["diffusion_train_steps_per_s"] == "bf16"
     assert rates["classifier_train_steps_per_s"] is None  # nothing measured
+
+
+def test_paper_is_paper_full_with_shorter_training(settings):
+    paper = gc.paper_settings("paper")
+    lengths = ("classifier_epochs", "dcgan_steps", "diffusion_train_steps")
+    assert all(0 < paper[key] < settings[key] for key in lengths)
+    same = {key for key in settings if key not in (*lengths, "profile", "dcgan_config", "diffusion_config")}
+    assert {key: paper[key] for key in same} == {key: settings[key] for key in same}
+    for name, steps in (("dcgan_config", "steps"), ("diffusion_config", "train_steps")):
+        assert {**paper[name], steps: 0} == {**settings[name], steps: 0}
+    assert paper["diffusion_config"]["unet"] == "1d"  # Kim & Lee's Table 4 network

@@ -31,12 +31,15 @@ class NoOptions:
 
 
 def option(default: Any, doc: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-           lt: float | None = None, choices: tuple[str, ...] | None = None, min_items: int = 0) -> Any:
+           lt: float | None = None, choices: tuple[str, ...] | None = None, min_items: int = 0,
+           keyed_at_default: bool = True) -> Any:
     """A config field: ``default``, a one-line ``doc``, bounds on numbers (on each item of a tuple),
-    ``choices`` for string values and, for tuples, ``min_items``."""
+    ``choices`` for string values and, for tuples, ``min_items``. ``keyed_at_default=False`` is for an option
+    added after cells were stored whose default computes what those cells computed: it enters content keys
+    only when set to something else, so the stored cells keep their keys (see :func:`keyed_dict`)."""
     bounds = {"ge": ge, "gt": gt, "le": le, "lt": lt}
     metadata = {"doc": doc, "bounds": {k: v for k, v in bounds.items() if v is not None}, "choices": choices,
-                "min_items": min_items}
+                "min_items": min_items, "keyed_at_default": keyed_at_default}
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -73,6 +76,15 @@ def plain_dict(options: Any) -> dict[str, Any]:
     """A resolved config as a plain JSON-shaped dict (tuples as lists), in field order: what generators read,
     what runs record and what cell keys hash (a list survives a JSON round trip unchanged, a tuple does not)."""
     return {f.name: _jsonable(getattr(options, f.name)) for f in fields_of(type(options))}
+
+
+def keyed_dict(config_cls: type, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` (a :func:`plain_dict`) as content keys hash it: without the options declared
+    ``keyed_at_default=False`` while they hold their default."""
+    unkeyed_defaults = {f.name: _jsonable(f.default) for f in fields_of(config_cls)
+                        if not f.metadata.get("keyed_at_default", True)}
+    return {key: value for key, value in config.items()
+            if key not in unkeyed_defaults or value != unkeyed_defaults[key]}
 
 
 def _jsonable(value: Any) -> Any:

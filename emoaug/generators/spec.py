@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EmoaugError
+from .options import keyed_dict
 
 if TYPE_CHECKING:
     from .base import Generator
@@ -28,6 +29,8 @@ class GeneratorSpec:
     execution_keys: tuple[str, ...] = ()
     trainable: bool = False
     produces_nothing: bool = False
+    #: options left out of the key because they hold a default that computes what earlier cells did
+    unkeyed_keys: tuple[str, ...] = ()
 
     @classmethod
     def resolve(cls, name: str, config: dict[str, Any], seed: int | None = None) -> GeneratorSpec:
@@ -39,15 +42,19 @@ class GeneratorSpec:
         options = dict(config)
         if generator.accepts_seed and seed is not None:
             options["seed"] = seed
+        # options added after cells were stored stay out of keys while they hold the default that computes
+        # what those cells did (emoaug.generators.options.keyed_dict)
+        unkeyed = tuple(key for key in options if key not in keyed_dict(generator.Config, options))
         return cls(name=name, class_path=f"{generator.__module__}:{generator.__qualname__}",
                    version=str(generator.version), config=options,
                    execution_keys=tuple(generator.execution_config), trainable=bool(generator.trainable),
-                   produces_nothing=bool(generator.produces_nothing))
+                   produces_nothing=bool(generator.produces_nothing), unkeyed_keys=unkeyed)
 
     def identity(self) -> dict[str, Any]:
-        """Name, code (class path and version) and options less the execution ones: what makes two generators
-        the same."""
-        what = {key: value for key, value in self.config.items() if key not in self.execution_keys}
+        """Name, code (class path and version) and options less the execution ones and those left out of keys
+        at their default: what makes two generators the same."""
+        left_out = {*self.execution_keys, *self.unkeyed_keys}
+        what = {key: value for key, value in self.config.items() if key not in left_out}
         return {"name": self.name, "class": self.class_path, "version": self.version, "config": what}
 
     def generator_class(self) -> type[Generator]:

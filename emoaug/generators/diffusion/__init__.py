@@ -1,4 +1,5 @@
-"""Mel-spectrogram diffusion (Kim & Lee 2024): model-agnostic schedules and samplers, a U-Net, the generator.
+"""Mel-spectrogram diffusion (Kim & Lee 2024): model-agnostic schedules and samplers, the 2-D and 1-D U-Nets, the
+generator.
 
 Importing this package registers the ``diffusion`` generator.
 """
@@ -9,6 +10,7 @@ from .generator import DiffusionGenerator, classifier_free_guidance
 from .samplers import DDIMSampler, DDPMSampler, make_sampler
 from .schedules import NoiseSchedule, cosine_alpha_bar, cosine_schedule, linear_schedule, make_schedule
 from .unet import UNet, unet
+from .unet1d import UNet1d, unet1d
 
 __all__ = [
     "DDIMSampler",
@@ -16,6 +18,7 @@ __all__ = [
     "DiffusionGenerator",
     "NoiseSchedule",
     "UNet",
+    "UNet1d",
     "classifier_free_guidance",
     "cosine_alpha_bar",
     "cosine_schedule",
@@ -23,4 +26,5 @@ __all__ = [
     "make_sampler",
     "make_schedule",
     "unet",
+    "unet1d",
 ]

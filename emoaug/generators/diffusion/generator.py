@@ -1,6 +1,9 @@
 """``diffusion``: a denoising diffusion model on log-mel rows after Kim & Lee (2024).
 
-Model (see ``unet.py``): a U-Net noise predictor conditioned on one vector, the sum of
+Model: a U-Net noise predictor chosen by ``unet``: ``2d`` (``unet.py``, the default: a U-Net over the (mel, frame)
+cells of a 1-channel image, patch-folded for CPU budgets) or ``1d`` (``unet1d.py``: Kim & Lee's Table 4 network,
+a U-Net over frames with the mel bins as channels, widths 256/512/1024 in the ``paper`` profiles), conditioned on
+one vector, the sum of
 
 * an **emotion embedding**: the penultimate layer (``SERClassifier.embed``) of a small CNN-BLSTM SER
   classifier trained inside ``fit`` on the training fold only; during training each row is conditioned
@@ -46,10 +49,12 @@ from ..options import option
 from .samplers import DDPM_VARIANCES, SAMPLERS, SPACINGS, Denoiser, make_sampler
 from .schedules import SCHEDULES, NoiseSchedule, make_schedule
 from .unet import UNet, _norm, unet
+from .unet1d import UNet1d, unet1d
 
 log = logging.getLogger("emoaug")
 
 MODES = ("synthesize", "enhance")
+UNETS = ("2d", "1d")
 PREDICTIONS = ("eps", "v")
 
 
@@ -79,13 +84,17 @@ class DiffusionConfig(NeuralConfig):
     beta_start: float = option(1e-4, "linear schedule: first beta", gt=0, lt=1)
     beta_end: float = option(0.02, "linear schedule: last beta", gt=0, lt=1)
     cosine_s: float = option(0.008, "cosine schedule: offset s", ge=0)
-    # denoiser
+    # denoiser. Added after cells were stored: "2d" (the U-Net those cells used) stays out of their keys.
+    unet: str = option("2d", "denoiser: '2d', a U-Net over (mel, frame) cells of a 1-channel image; '1d', Kim & "
+                             "Lee's Table 4 U-Net over frames with the mel bins as channels (unet1d.py; "
+                             "patch_size and stem_channels do not apply)", choices=UNETS, keyed_at_default=False)
     base_channels: int = option(16, "U-Net width at full resolution", ge=1)
     channel_mults: tuple[int, ...] = option((1, 2, 4), "U-Net width per level relative to base_channels", ge=1,
                                             min_items=1)
     num_res_blocks: int = option(1, "residual blocks per U-Net level", ge=1)
-    attention_at: tuple[int, ...] = option((), "U-Net levels with self-attention (0: full resolution)", ge=0)
-    mid_attention: bool = option(True, "self-attention in the U-Net's middle block")
+    attention_at: tuple[int, ...] = option((), "U-Net levels with self-attention (0: full resolution; 1d: linear "
+                                                "attention, and the last level is the middle: mid_attention)", ge=0)
+    mid_attention: bool = option(True, "self-attention in the U-Net's middle block (1d: linear attention)")
     heads: int = option(4, "attention heads (must divide each attention width)", ge=1)
     groups: int = option(8, "GroupNorm groups at most", ge=1)
     dropout: float = option(0.0, "dropout in the residual blocks", ge=0, lt=1)
@@ -112,8 +121,9 @@ class DiffusionConfig(NeuralConfig):
     train_steps: int = option(300, "denoiser optimisation steps", ge=0)
     batch_size: int = option(16, "rows per training step", ge=1)
     # Gradients accumulate over the micro-batches and every norm is a GroupNorm (no batch statistics), so the
-    # update is the same up to float summation order: a memory knob (the paper U-Net needs ~8 GB of activations
-    # per 80 x 862 row), not part of what the generator is (left out of its content keys, see execution_config)
+    # update is the same up to float summation order: a memory knob (the 2-D U-Net at paper widths saves ~6.7 GiB
+    # of activations per 80 x 862 row), not part of what the generator is (left out of its content keys, see
+    # execution_config)
     micro_batch_size: int | None = option(None, "rows per forward/backward pass in a training step (None: the "
                                                 "whole batch)", ge=1)
     lr: float = option(1e-3, "AdamW learning rate", gt=0)
@@ -127,6 +137,8 @@ class DiffusionConfig(NeuralConfig):
             raise EmoaugError(f"enhance_t0 as a fraction must be in (0, 1], got {self.enhance_t0!r}")
         if self.schedule == "linear" and self.beta_start > self.beta_end:
             raise EmoaugError(f"beta_start must be <= beta_end, got {self.beta_start} > {self.beta_end}")
+        if self.unet == "1d" and self.stem_channels:
+            raise EmoaugError("stem_channels applies to the 2-D U-Net only (unet=2d); the 1-D U-Net has none")
         levels = len(self.channel_mults)
         missing = sorted(level for level in self.attention_at if level >= levels)
         if missing:
@@ -191,7 +203,7 @@ class DiffusionModel(nn.Module):
     profiles learn anything in a few hundred steps). Samplers always receive ``eps``.
     """
 
-    def __init__(self, denoiser: UNet, conditioner: Conditioner, prediction: str = "eps"):
+    def __init__(self, denoiser: UNet | UNet1d, conditioner: Conditioner, prediction: str = "eps"):
         super().__init__()
         if prediction not in PREDICTIONS:
             raise EmoaugError(f"generator 'diffusion': prediction must be one of {', '.join(PREDICTIONS)}")
@@ -217,6 +229,18 @@ class DiffusionModel(nn.Module):
             abar = _per_row_alpha_bar(schedule, t, x0)
             target = abar.sqrt() * noise - (1.0 - abar).sqrt() * x0
         return F.mse_loss(out, target)
+
+
+def build_denoiser(cfg: dict[str, Any], n_mels: int) -> nn.Module:
+    """The U-Net ``cfg["unet"]`` names, for rows of ``n_mels`` bins; both map ``(x [B, M, T], t, cond)`` to x's
+    shape."""
+    shared = {"base_channels": cfg["base_channels"], "channel_mults": cfg["channel_mults"],
+              "num_res_blocks": cfg["num_res_blocks"], "attention_at": cfg["attention_at"],
+              "mid_attention": cfg["mid_attention"], "cond_dim": cfg["cond_dim"], "groups": cfg["groups"],
+              "heads": cfg["heads"], "dropout": cfg["dropout"]}
+    if cfg["unet"] == "1d":
+        return unet1d(n_mels=n_mels, **shared)
+    return unet(in_channels=1, patch_size=cfg["patch_size"], stem_channels=cfg["stem_channels"], **shared)
 
 
 def _per_row_alpha_bar(schedule: NoiseSchedule, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -293,11 +317,7 @@ class DiffusionGenerator(NeuralGenerator):
         self._item_ids, self._speakers = list(train.item_ids), list(train.speakers)
         self.x_bound = 1.1 * float(train.x.abs().max())
         self.centroids = torch.zeros(len(self.labels), self.emotion_dim)
-        denoiser = unet(in_channels=1, base_channels=cfg["base_channels"], channel_mults=cfg["channel_mults"],
-                        num_res_blocks=cfg["num_res_blocks"], attention_at=cfg["attention_at"],
-                        mid_attention=cfg["mid_attention"], cond_dim=cfg["cond_dim"], groups=cfg["groups"],
-                        heads=cfg["heads"], dropout=cfg["dropout"], patch_size=cfg["patch_size"],
-                        stem_channels=cfg["stem_channels"])
+        denoiser = build_denoiser(cfg, n_mels=int(train.x.shape[1]))
         conditioner = Conditioner(self.emotion_dim, cfg["cond_dim"], cfg["style_channels"], cfg["style_dim"],
                                   cfg["groups"])
         self.model = DiffusionModel(denoiser, conditioner, cfg["prediction"])

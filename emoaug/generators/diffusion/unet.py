@@ -1,4 +1,5 @@
-"""A U-Net noise predictor for 1-channel log-mel "images" (after Kim & Lee 2024, Table 4).
+"""A 2-D U-Net noise predictor for 1-channel log-mel "images" (``unet=2d``; the widths of Kim & Lee 2024, Table 4,
+but a 2-D net: Table 4 itself, mel bins as channels over frames, is ``unet1d.py``).
 
 conv in -> residual blocks per level (+ self-attention where asked) -> downsampling between levels
 -> middle: residual block, self-attention, residual block -> mirrored levels with skip connections
