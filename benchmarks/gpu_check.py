@@ -655,17 +655,17 @@ class DiffusionRun:
 def check_projection(benches: list[Bench], rates: dict[str, float | None]) -> dict[str, Any]:
     """``benchmarks/paper_cost.py``'s counts (FLOPs per work unit, counted here on the device with the same step
     code) and the rates they project at its assumed sustained FLOP/s, beside the rates measured here."""
-    from benchmarks import paper_cost
+    from benchmarks import flop_count  # the counting paper_cost.py projects from
 
-    models = {bench.name: paper_cost.bench_cost(bench) for bench in benches}
-    flops, projected = paper_cost.flops_per_unit(models), paper_cost.projected_rates(models)
+    models = {bench.name: flop_count.bench_cost(bench) for bench in benches}
+    flops, projected = flop_count.flops_per_unit(models), flop_count.projected_rates(models)
     rows = {}
     for key in RATE_KEYS:
         measured = rates.get(key)
         rows[key] = {"flops_per_unit": flops[key], "projected_per_s": projected[key], "measured_per_s": measured,
                      "measured_over_projected": measured / projected[key] if measured else None,
                      "achieved_tflops": measured * flops[key] / 1e12 if measured else None}
-    return {"gpu_assumed": paper_cost.GPU, "sustained_tflops": paper_cost.SUSTAINED_FLOPS / 1e12, "rates": rows,
+    return {"gpu_assumed": flop_count.GPU, "sustained_tflops": flop_count.SUSTAINED_FLOPS / 1e12, "rates": rows,
             "activation_bytes_per_row": {name: row["activation_bytes_per_row"] for name, row in models.items()}}
 
 
