@@ -104,11 +104,12 @@ def register_experimental_presets() -> None:
     "segment the whole utterance and average segment probabilities" lever; the classifier averages them)."""
     from dataclasses import replace
 
-    from emoaug.presets import PRESETS
+    from emoaug.presets import PRESET_REGISTRY, get_preset
 
     for seconds in (2, 3):
-        PRESETS.setdefault(f"emogen_seg{seconds}", replace(PRESETS["emogen"], name=f"emogen_seg{seconds}",
-                                                           clip_seconds=float(seconds), length_mode="segment"))
+        name = f"emogen_seg{seconds}"
+        PRESET_REGISTRY.add(name, replace(get_preset("emogen"), name=name, clip_seconds=float(seconds),
+                                          length_mode="segment"))
 
 
 def load(data_root: str, preset_name: str):
@@ -185,7 +186,7 @@ def register_experimental_architectures() -> None:
     import torch
     from torch import nn
 
-    from emoaug.classifiers import training
+    from emoaug.classifiers import CLASSIFIERS
     from emoaug.classifiers.cnn_blstm import CNNBLSTM
 
     class WithMelStats(CNNBLSTM):
@@ -233,8 +234,8 @@ def register_experimental_architectures() -> None:
                lstm_dropout=0.0, time_pool=4, pooling="mean"):  # the CNN-BLSTM's options are accepted and unused
         return CRNN2D(n_mels, n_classes, lstm_hidden=lstm_hidden)
 
-    training.BUILDERS.setdefault("cnn_blstm_stats", with_mel_stats)
-    training.BUILDERS.setdefault("crnn2d", crnn2d)
+    CLASSIFIERS.add("cnn_blstm_stats", with_mel_stats)
+    CLASSIFIERS.add("crnn2d", crnn2d)
 
 
 def with_deltas(fs):

@@ -256,15 +256,15 @@ def command_list(args: argparse.Namespace) -> int:
     from .classifiers import available_classifiers
     from .config import PROFILES
     from .datasets import available_corpora
-    from .presets import PRESETS
     from .generators import available_generators
+    from .presets import PRESET_REGISTRY
 
     listing = {
         "corpora": available_corpora(),
         "generators": available_generators(),
         "classifiers": available_classifiers(),
         "profiles": {name: p.description for name, p in PROFILES.items()},
-        "presets": list(PRESETS),
+        "presets": PRESET_REGISTRY.names(),
     }
     if args.json:
         print(json.dumps(listing))

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .errors import EmoaugError
+from .registry import Registry
 
 # Bump when anything that changes cached values outside MelPreset changes (decoder, resampler,
 # STFT details): old cache directories then stop matching instead of silently being reused.
@@ -106,7 +107,12 @@ PRESETS: dict[str, MelPreset] = {
 }
 
 
+#: the presets by name; plugins register more under the "emoaug.presets" entry-point group (a MelPreset)
+PRESET_REGISTRY = Registry("preset", "--preset", PRESETS, entry_point_group="emoaug.presets")
+
+
 def get_preset(name: str) -> MelPreset:
-    if name not in PRESETS:
-        raise EmoaugError(f"--preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
-    return PRESETS[name]
+    preset = PRESET_REGISTRY.get(name)
+    if not isinstance(preset, MelPreset):
+        raise EmoaugError(f"--preset: {name!r} is not an emoaug.presets.MelPreset")
+    return preset

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from emoaug.featureset import FeatureSet
-from emoaug.generators import BUILTIN_MODULES, get_generator_class
+from emoaug.generators import BUILTIN_CLASSES, get_generator_class
 from emoaug.generators.base import Generator
 from emoaug.generators.options import option
 from emoaug.testing import ContractError, check_generator
@@ -18,7 +18,7 @@ from emoaug.testing import ContractError, check_generator
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MODULES))
+@pytest.mark.parametrize("name", sorted(BUILTIN_CLASSES))
 def test_every_builtin_keeps_the_contract(name):
     check_generator(get_generator_class(name))
 

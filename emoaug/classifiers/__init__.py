@@ -9,24 +9,29 @@ from __future__ import annotations
 import importlib
 import sys
 
-#: the keys of ``training.BUILDERS`` (a test keeps the two equal)
-CLASSIFIER_NAMES = ("cnn_blstm", "resnet50")
+from ..registry import Registry
+
+#: classifier name -> the function that builds its network (``builder(n_classes=..., n_mels=..., **arch_kwargs)``);
+#: plugins register more under the "emoaug.classifiers" entry-point group
+CLASSIFIERS = Registry("classifier", "--classifier", {"cnn_blstm": "emoaug.classifiers.cnn_blstm:cnn_blstm",
+                                                     "resnet50": "emoaug.classifiers.resnet:resnet50"},
+                       entry_point_group="emoaug.classifiers")
 
 _LAZY = {
     "CNNBLSTM": ".cnn_blstm",
     "cnn_blstm": ".cnn_blstm",
     "MelResNet": ".resnet",
     "resnet50": ".resnet",
-    **{name: ".training" for name in ("BUILDERS", "SERClassifier", "TrainConfig", "aggregate_items",
+    **{name: ".training" for name in ("SERClassifier", "TrainConfig", "aggregate_items",
                                       "balanced_class_weights", "build_model", "deterministic_algorithms",
                                       "get_builder")},
 }
 
-__all__ = ["CLASSIFIER_NAMES", "available_classifiers", *_LAZY]
+__all__ = ["CLASSIFIERS", "available_classifiers", *_LAZY]
 
 
 def available_classifiers() -> list[str]:
-    return sorted(CLASSIFIER_NAMES)
+    return CLASSIFIERS.names()
 
 
 def __getattr__(name: str):

@@ -21,10 +21,7 @@ from ..devices import resolve_device
 from ..errors import EmoaugError
 from ..featureset import FeatureSet, StackedFeatureSet
 from ..metrics import classification_metrics
-from .cnn_blstm import cnn_blstm
-from .resnet import resnet50
 
-BUILDERS: dict[str, Callable[..., nn.Module]] = {"cnn_blstm": cnn_blstm, "resnet50": resnet50}
 CLASS_WEIGHTS = (None, "balanced")
 LR_SCHEDULES = ("constant", "cosine")
 INPUT_NORMS = ("none", "utterance", "utterance_mean", "bins")
@@ -32,13 +29,15 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def available_classifiers() -> list[str]:
-    return sorted(BUILDERS)
+    from . import CLASSIFIERS
+
+    return CLASSIFIERS.names()
 
 
 def get_builder(name: str) -> Callable[..., nn.Module]:
-    if name not in BUILDERS:
-        raise EmoaugError(f"--classifier: unknown classifier {name!r} (available: {', '.join(available_classifiers())})")
-    return BUILDERS[name]
+    from . import CLASSIFIERS
+
+    return CLASSIFIERS.get(name)
 
 
 def build_model(name: str, *, n_mels: int, n_classes: int, **arch_kwargs: Any) -> nn.Module:

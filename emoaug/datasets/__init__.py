@@ -18,7 +18,6 @@ or ``features`` (it failed at decoding for the front end, added by the runner).
 from __future__ import annotations
 
 import errno
-import importlib
 import os
 import sys
 from collections import Counter, defaultdict
@@ -30,6 +29,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import BadAudioError, EmoaugError
+from ..registry import Registry
 from ..labels import resolve_labels
 from ..limits import DEFAULT_MAX_DURATION, DEFAULT_MIN_DURATION
 from .base import MANIFEST_COLUMNS, CorpusScan
@@ -42,18 +42,19 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus", ".mp3")
 OTHER_AUDIO_SUFFIXES = (".m4a", ".aac", ".wma", ".aif", ".aiff", ".au", ".amr", ".webm", ".sph", ".pcm", ".raw")
 # Where a file stopped being a candidate; "layout" entries are other files, not bad ones (see fail policy).
 STAGES = ("layout", "scan", "duplicate", "probe", "features")
-# corpus name -> (module, attribute holding the corpus object or None for the module itself)
-_CORPORA: dict[str, tuple[str, str | None]] = {
-    "emodb": ("emoaug.datasets.emodb", None),
-    "ravdess": ("emoaug.datasets.ravdess", None),
-    "cremad": ("emoaug.datasets.cremad", None),
-    "iemocap": ("emoaug.datasets.iemocap", None),
-    "msp-improv": ("emoaug.datasets.msp_improv", None),
-    "msp-podcast": ("emoaug.datasets.msp_podcast", None),
-    "folder": ("emoaug.datasets.folder", None),
-    "csv": ("emoaug.datasets.folder", "CSV_CORPUS"),
-    "synthetic": ("emoaug.datasets.synthetic", None),
-}
+# corpus name -> the module (or the object) with the corpus protocol (emoaug.datasets.base); plugins register
+# under the "emoaug.corpora" entry-point group
+CORPORA = Registry("corpus", "--corpus", {
+    "emodb": "emoaug.datasets.emodb",
+    "ravdess": "emoaug.datasets.ravdess",
+    "cremad": "emoaug.datasets.cremad",
+    "iemocap": "emoaug.datasets.iemocap",
+    "msp-improv": "emoaug.datasets.msp_improv",
+    "msp-podcast": "emoaug.datasets.msp_podcast",
+    "folder": "emoaug.datasets.folder",
+    "csv": "emoaug.datasets.folder:CSV_CORPUS",
+    "synthetic": "emoaug.datasets.synthetic",
+}, entry_point_group="emoaug.corpora")
 
 
 # --------------------------------------------------------------------------- helpers for corpus modules
@@ -222,19 +223,12 @@ def summarise_skipped(skipped: list[dict], examples: int = 2) -> list[str]:
 
 
 def available_corpora() -> list[str]:
-    return sorted(_CORPORA)
+    return CORPORA.names()
 
 
 def corpus_module(name: str) -> ModuleType | SimpleNamespace:
     """The object describing corpus ``name`` (a module, or a namespace for ``csv``)."""
-    if name not in _CORPORA:
-        raise EmoaugError(f"--corpus: unknown corpus {name!r} (available: {', '.join(available_corpora())})")
-    module_name, attribute = _CORPORA[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise EmoaugError(f"--corpus: corpus {name!r} cannot be loaded ({err})") from None
-    return getattr(module, attribute) if attribute else module
+    return CORPORA.get(name)
 
 
 def resolve_root(name: str, root: str | os.PathLike | None, module) -> Path:

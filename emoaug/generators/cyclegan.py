@@ -63,7 +63,6 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
-from . import register
 from .neural import NeuralConfig, NeuralGenerator, generated_featureset
 from .options import option
 
@@ -257,7 +256,6 @@ def _lsgan(scores: torch.Tensor, real: bool) -> torch.Tensor:
 # ----------------------------------------------------------------------------------- the generator
 
 
-@register
 class CycleGAN(NeuralGenerator):
     """One conditional generator converting real training rows into other emotions."""
 

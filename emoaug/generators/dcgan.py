@@ -39,7 +39,6 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
-from . import register
 from .layers import (
     check_count,
     class_generator,
@@ -161,7 +160,6 @@ class ProjectionDiscriminator(nn.Module):
         return self.score(h).squeeze(1) + (self.projection(y) * h).sum(dim=1)
 
 
-@register
 class ConditionalDCGAN(NeuralGenerator):
     """Class-conditional DCGAN. See the module docstring for the model, the loss and the data range."""
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 
 from ..featureset import FeatureSet
-from . import register
 from .base import Generator
 
 
-@register
 class NoneGenerator(Generator):
     """Adds no rows, so "augmented" training equals the real training fold (``FeatureSet.concat`` drops empties)."""
 

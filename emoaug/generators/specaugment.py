@@ -29,7 +29,6 @@ import torch
 
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
-from . import register
 from .base import Generator
 from .options import option
 
@@ -156,7 +155,6 @@ def _check_mask_value(mask_value) -> None:
         raise EmoaugError(f"generator 'specaugment': mask_value must be 'mean', 'zero' or a number, got {mask_value!r}")
 
 
-@register
 class SpecAugment(Generator):
     """New rows = training rows of the requested class with random frequency and time masks."""
 

@@ -40,7 +40,6 @@ from torch import nn
 
 from ..errors import EmoaugError
 from ..featureset import FeatureSet
-from . import register
 from .layers import (
     ResBlock2d,
     check_count,
@@ -141,7 +140,6 @@ def kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
 
 
-@register
 class ConditionalVAEGenerator(NeuralGenerator):
     """EmoGen-style conditional VAE. See the module docstring for the model and the modes."""
 

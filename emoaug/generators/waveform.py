@@ -30,7 +30,6 @@ import torch
 
 from ..errors import EmoaugError, LeakageError
 from ..featureset import FeatureSet
-from . import register
 from .base import Generator
 from .options import option
 
@@ -155,7 +154,6 @@ class SpeedConfig:
                                         "tempo and pitch change together)", gt=0.5, lt=2.0, min_items=1)
 
 
-@register
 class SpeedPerturbation(WaveformGenerator):
     """Speed perturbation by resampling (Ko et al. 2015; Kaldi's recipes): factor f plays the recording f times
     faster, so its length is divided by f and its pitch multiplied by f."""
@@ -181,7 +179,6 @@ class PitchConfig:
             raise EmoaugError(f"min_semitones ({self.min_semitones}) is above max_semitones ({self.max_semitones})")
 
 
-@register
 class PitchShift(WaveformGenerator):
     """Pitch shift at constant tempo (audiomentations.PitchShift)."""
 
@@ -208,7 +205,6 @@ class NoiseConfig:
             raise EmoaugError(f"min_snr_db ({self.min_snr_db}) is above max_snr_db ({self.max_snr_db})")
 
 
-@register
 class AddedNoise(WaveformGenerator):
     """Gaussian noise of a chosen colour at a sampled SNR (audiomentations.AddColorNoise)."""
 
@@ -264,7 +260,6 @@ def _transform_class(name: str) -> type:
     return getattr(audiomentations, name)
 
 
-@register
 class WaveformChain(WaveformGenerator):
     """A user's audiomentations recipe: ``transforms`` in order, each applied with probability ``p``."""
 

@@ -1,7 +1,7 @@
 """Mel-spectrogram diffusion (Kim & Lee 2024): model-agnostic schedules and samplers, the 2-D and 1-D U-Nets, the
 generator.
 
-Importing this package registers the ``diffusion`` generator.
+The registry (emoaug.generators) names ``DiffusionGenerator`` as the ``diffusion`` generator.
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ from torch import nn
 from ...classifiers import SERClassifier, TrainConfig
 from ...errors import EmoaugError
 from ...featureset import FeatureSet
-from .. import register
 from ..neural import NeuralConfig, NeuralGenerator, generated_featureset
 from ..options import option
 from .samplers import DDPM_VARIANCES, SAMPLERS, SPACINGS, Denoiser, make_sampler
@@ -265,7 +264,6 @@ def classifier_free_guidance(eps: Callable[[torch.Tensor, torch.Tensor, torch.Te
     return denoise
 
 
-@register
 class DiffusionGenerator(NeuralGenerator):
     """Emotion- and style-conditioned mel diffusion with classifier-free guidance (Kim & Lee 2024)."""
 
