@@ -131,7 +131,7 @@ def fit_generator(spec: CellSpec, workload: Workload, data: FoldData, checkpoint
     """Fit on the training fold, or restore the given weights (trained on the very same inputs).
     Returns the generator, the seconds it took and new weights to store (``None`` when restored)."""
     gen = spec.generator.build().to(workload.device)
-    if getattr(gen, "domain", "features") == "waveform":  # it reads training recordings (emoaug.generators.waveform)
+    if gen.domain == "waveform":  # it reads training recordings (emoaug.generators.waveform)
         gen.use_front_end(waveform_front_end(workload, data))
     start = time.perf_counter()
     if checkpoint is not None:

@@ -45,6 +45,9 @@ class Generator:
     accepts_seed: ClassVar[bool] = False
     #: whether ``transform`` works (else the clarity protocol scores class-conditional samples instead)
     transforms_rows: ClassVar[bool] = False
+    #: "features": it learns from and returns log-mel rows; "waveform": it changes training recordings, which
+    #: the cell gives it through a front end (emoaug.generators.waveform)
+    domain: ClassVar[str] = "features"
     #: config keys that change how a generator computes (memory, batching), never what it computes: recorded
     #: with the run but left out of every cell's and checkpoint's key
     execution_config: ClassVar[tuple[str, ...]] = ()
