@@ -408,3 +408,14 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+# --------------------------------------------------------------------------- plugins
+def fake_distribution(folder: Path, module: str, source: str, group: str, entry: str) -> None:
+    """A fake installed distribution in ``folder`` (put it on sys.path): module ``module`` holding ``source`` and a
+    dist-info folder declaring ``entry`` (``name = module:attr``) under the entry-point ``group``."""
+    (folder / f"{module}.py").write_text(source)
+    dist = folder / f"{module}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{group}]\n{entry}\n")

@@ -10,7 +10,7 @@ import pytest
 
 from emoaug.cli import main
 from emoaug.generators import available_generators, get_generator_class
-from tests.helpers import make_emodb
+from tests.helpers import fake_distribution, make_emodb
 
 PLUGIN_MODULE = '''
 from dataclasses import dataclass
@@ -53,11 +53,8 @@ class NoisyCopies(Generator):
 @pytest.fixture
 def plugin_on_path(tmp_path, monkeypatch):
     """A fake installed distribution: a module plus a dist-info folder declaring the entry point."""
-    (tmp_path / "emoaug_noisy_plugin.py").write_text(textwrap.dedent(PLUGIN_MODULE))
-    dist = tmp_path / "emoaug_noisy_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: emoaug-noisy-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[emoaug.generators]\nnoisy = emoaug_noisy_plugin:NoisyCopies\n")
+    fake_distribution(tmp_path, "emoaug_noisy_plugin", textwrap.dedent(PLUGIN_MODULE), "emoaug.generators",
+                      "noisy = emoaug_noisy_plugin:NoisyCopies")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("emoaug_noisy_plugin", None)

@@ -12,6 +12,7 @@ from emoaug.errors import EmoaugError
 from emoaug.generators import GENERATORS
 from emoaug.presets import PRESET_REGISTRY, get_preset
 from emoaug.registry import Registry
+from tests.helpers import fake_distribution
 
 CORPUS_PLUGIN = '''
 NAME = "toycorpus"
@@ -21,11 +22,7 @@ NAME = "toycorpus"
 @pytest.fixture
 def corpus_plugin(tmp_path, monkeypatch):
     """A fake installed distribution declaring a corpus under the emoaug.corpora entry-point group."""
-    (tmp_path / "emoaug_toy_corpus.py").write_text(CORPUS_PLUGIN)
-    dist = tmp_path / "emoaug_toy_corpus-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: emoaug-toy-corpus\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[emoaug.corpora]\ntoycorpus = emoaug_toy_corpus\n")
+    fake_distribution(tmp_path, "emoaug_toy_corpus", CORPUS_PLUGIN, "emoaug.corpora", "toycorpus = emoaug_toy_corpus")
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     sys.modules.pop("emoaug_toy_corpus", None)
