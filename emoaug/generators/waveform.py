@@ -69,6 +69,8 @@ class WaveformGenerator(Generator):
     """Base of generators that change training recordings in the waveform (subclasses implement ``change``)."""
 
     domain: ClassVar[str] = "waveform"
+    #: 2: changed waveforms are peak-normalised as decoded files are (emoaug.features.waveform_features)
+    version: ClassVar[str] = "2"
 
     def __init__(self, **config: Any):
         super().__init__(**config)
