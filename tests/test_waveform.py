@@ -108,6 +108,8 @@ def test_the_front_end_refuses_items_outside_the_training_fold():
     ("wavaug", {"transforms": ["Shift", "Reverb"]}, "transforms"),
     ("wavaug", {"params": '{"Shift": {"min_shfit": 0.1}}'}, "min_shfit"),
     ("wavaug", {"params": '{"Gain": {}}'}, "not in the chain"),
+    ("wavaug", {"transforms": ["Gain"], "params": '{"Gain": {"min_gain_db": 6, "max_gain_db": 1}}'}, "Gain"),
+    ("wavaug", {"transforms": ["Gain"], "params": '{"Gain": {"min_gain_db": "loud"}}'}, "Gain"),
 ])
 def test_bad_options_are_one_line_errors(name, options, says):
     with pytest.raises(EmoaugError, match=says) as caught:

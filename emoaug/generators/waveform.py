@@ -229,12 +229,27 @@ class ChainConfig:
                                          "audiomentations transforms applied in this order (default: nkululeko's "
                                          "chain less its Limiter, which needs an optional dependency)",
                                          choices=CHAIN_TRANSFORMS, min_items=1)
-    p: float = option(0.5, "probability that each transform is applied to a copy", ge=0, le=1)
+    p: float = option(0.5, "probability that each transform is applied to a copy (a copy that none changed is its "
+                           "source's rows again: (1 - p) ** len(transforms) of them)", ge=0, le=1)
     params: str = option("{}", 'JSON: keyword arguments per transform, e.g. {"AddGaussianSNR": {"min_snr_db": 5}} '
                                 "(audiomentations' own defaults otherwise)")
 
     def __post_init__(self):
-        chain_parameters(self)  # a typo in a transform's keyword argument fails here, in one line
+        chain(self)  # a typo or a bad value in a transform's keyword arguments fails here, in one line
+
+
+def chain(config: ChainConfig):
+    """The audiomentations Compose the config describes (its transforms check their own arguments)."""
+    from audiomentations import Compose
+
+    params = chain_parameters(config)
+    transforms = []
+    for name in config.transforms:
+        try:
+            transforms.append(_transform_class(name)(**params.get(name, {}), p=config.p))
+        except (TypeError, ValueError, AssertionError) as err:  # audiomentations' own argument checks
+            raise EmoaugError(f"params: {name}: {' '.join(str(err).split()) or type(err).__name__}") from None
+    return Compose(transforms)
 
 
 def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
@@ -269,9 +284,4 @@ class WaveformChain(WaveformGenerator):
     Config = ChainConfig
 
     def change(self, y, sample_rate, rng):
-        from audiomentations import Compose
-
-        params = chain_parameters(self.options)
-        chain = Compose([_transform_class(name)(**params.get(name, {}), p=self.options.p)
-                         for name in self.options.transforms])
-        return _seeded(chain, y, sample_rate, rng)
+        return _seeded(chain(self.options), y, sample_rate, rng)
