@@ -101,6 +101,15 @@ def test_the_front_end_refuses_items_outside_the_training_fold():
     assert front.read_ids == {"train/1"}
 
 
+def test_a_recording_missing_where_the_cell_runs_is_one_line_naming_it(tmp_path):
+    gone, preset = tmp_path / "gone.wav", get_preset("emogen")
+    front = WaveformFrontEnd(sample_rate=RATE, read_audio=lambda item: front_end_signal(str(gone), preset),
+                             to_rows=lambda waveforms, sources: [], allowed=frozenset({"train/1"}))
+    with pytest.raises(EmoaugError, match="gone.wav.*missing.*same path") as caught:
+        front.read("train/1")
+    assert "\n" not in str(caught.value)
+
+
 @pytest.mark.parametrize("name, options, says", [
     ("pitch", {"min_semitones": 3, "max_semitones": 1}, "min_semitones"),
     ("noise", {"color": "grey"}, "color"),

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import EmoaugError, LeakageError
+from ..errors import BadAudioError, EmoaugError, LeakageError
 from ..featureset import FeatureSet
 from .base import Generator
 from .options import option
@@ -62,7 +62,11 @@ class WaveformFrontEnd:
             raise LeakageError(f"a waveform generator asked for the audio of {item_id!r}, which is not a training "
                                "item of this fold")
         self.read_ids.add(item_id)
-        return self.read_audio(item_id)
+        try:
+            return self.read_audio(item_id)
+        except BadAudioError as err:  # it was read when the corpus was scanned: here is not where that ran
+            raise EmoaugError(f"{err} (waveform generators read training recordings where the cells run: every "
+                              "Ray node needs the corpus at the same path)") from None
 
 
 class WaveformGenerator(Generator):
