@@ -140,3 +140,8 @@ def test_a_run_with_waveform_baselines_tables_and_audits_them(tmp_path):
     assert read and all(c["n_items"] > 0 and c["test_speakers_seen"] == 0 for c in read)
     config = json.loads((run_dir / "config.json").read_text())["experiment"]
     assert config["generator_configs"]["speed"] == {"factors": [0.9, 1.1]}
+    comparisons = pd.read_csv(run_dir / "comparisons.csv")  # paired with none like any generator
+    assert {"speed", "noise"} <= set(comparisons["generator"])
+    assert "speed" in (run_dir / "tables" / "generators.md").read_text()
+    assert main(["leaderboard", "--out", str(out)]) == 0
+    assert {"speed", "noise"} <= set(pd.read_csv(out / "leaderboard.csv")["generator"])
