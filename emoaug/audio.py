@@ -99,7 +99,7 @@ def load_mono(path, target_sr: int, *, peak_normalise: bool = True) -> np.ndarra
         )
     mono = np.asarray(mono, dtype=np.float32)
     if peak_normalise:
-        mono = _peak_normalise(mono)
+        mono = normalise_peak(mono)
     if not np.all(np.isfinite(mono)):
         raise BadAudioError(path, "NaN or infinite samples after resampling")
     return mono
@@ -162,7 +162,8 @@ def _frame_limit(path: Path, sr: int, channels: int, max_duration: float | None)
     return by_memory, f"more than {MAX_DECODED_SAMPLES} samples to decode ({by_memory / sr:.0f} s at {sr} Hz)"
 
 
-def _peak_normalise(y: np.ndarray) -> np.ndarray:
+def normalise_peak(y: np.ndarray) -> np.ndarray:
+    """``y`` scaled to a peak of 1 (the front end's last step; also applied to changed waveforms)."""
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     # Silence stays silence: scaling it up would only amplify rounding noise (or divide by zero).
     if peak < SILENCE_PEAK:

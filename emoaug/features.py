@@ -356,10 +356,21 @@ def front_end_signal(path: str, preset: MelPreset) -> np.ndarray:
 def waveform_features(signals: Sequence[np.ndarray], preset: MelPreset, device: str | torch.device = "cpu"
                       ) -> list[np.ndarray]:
     """Unnormalised dB [S, n_mels, n_frames] of waveforms at the preset's rate, computed exactly as the
-    features phase computes a file's (length fixed, then the log-mel of every segment in one batch); for
-    generators that return waveforms (emoaug.generators.waveform)."""
-    pending = [(str(k), fix_length(np.asarray(y, dtype=np.float32), preset)) for k, y in enumerate(signals)]
+    features phase computes a decoded file's (peak-normalised when the preset says so, length fixed, then the
+    log-mel of every segment in one batch); for generators that return waveforms (emoaug.generators.waveform).
+    The peak normalisation matters: the dB scale is absolute (ref 1.0), so a change that lowers the level
+    (clipping, a band-pass) would otherwise give rows no decoded recording can have. It leaves a signal from
+    :func:`front_end_signal` bit-identical (its peak is already 1)."""
+    pending = [(str(k), fix_length(_as_decoded(y, preset), preset)) for k, y in enumerate(signals)]
     return [db for _, db in _run_batch(pending, preset, _as_device(device))] if pending else []
+
+
+def _as_decoded(y: np.ndarray, preset: MelPreset) -> np.ndarray:
+    """A waveform as :func:`load_mono` would have returned it, had it been a file at the preset's rate."""
+    from .audio import normalise_peak  # lazy, as in front_end_signal
+
+    y = np.asarray(y, dtype=np.float32)
+    return normalise_peak(y) if preset.peak_normalise else y
 
 
 def _run_batch(pending: list[tuple[str, np.ndarray]], preset: MelPreset,

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import EmoaugError, LeakageError
+from ..errors import BadAudioError, EmoaugError, LeakageError
 from ..featureset import FeatureSet
 from .base import Generator
 from .options import option
@@ -62,13 +62,19 @@ class WaveformFrontEnd:
             raise LeakageError(f"a waveform generator asked for the audio of {item_id!r}, which is not a training "
                                "item of this fold")
         self.read_ids.add(item_id)
-        return self.read_audio(item_id)
+        try:
+            return self.read_audio(item_id)
+        except BadAudioError as err:  # it was read when the corpus was scanned: here is not where that ran
+            raise EmoaugError(f"{err} (waveform generators read training recordings where the cells run: every "
+                              "Ray node needs the corpus at the same path)") from None
 
 
 class WaveformGenerator(Generator):
     """Base of generators that change training recordings in the waveform (subclasses implement ``change``)."""
 
     domain: ClassVar[str] = "waveform"
+    #: 2: changed waveforms are peak-normalised as decoded files are (emoaug.features.waveform_features)
+    version: ClassVar[str] = "2"
 
     def __init__(self, **config: Any):
         super().__init__(**config)
@@ -227,12 +233,27 @@ class ChainConfig:
                                          "audiomentations transforms applied in this order (default: nkululeko's "
                                          "chain less its Limiter, which needs an optional dependency)",
                                          choices=CHAIN_TRANSFORMS, min_items=1)
-    p: float = option(0.5, "probability that each transform is applied to a copy", ge=0, le=1)
+    p: float = option(0.5, "probability that each transform is applied to a copy (a copy that none changed is its "
+                           "source's rows again: (1 - p) ** len(transforms) of them)", ge=0, le=1)
     params: str = option("{}", 'JSON: keyword arguments per transform, e.g. {"AddGaussianSNR": {"min_snr_db": 5}} '
                                 "(audiomentations' own defaults otherwise)")
 
     def __post_init__(self):
-        chain_parameters(self)  # a typo in a transform's keyword argument fails here, in one line
+        chain(self)  # a typo or a bad value in a transform's keyword arguments fails here, in one line
+
+
+def chain(config: ChainConfig):
+    """The audiomentations Compose the config describes (its transforms check their own arguments)."""
+    from audiomentations import Compose
+
+    params = chain_parameters(config)
+    transforms = []
+    for name in config.transforms:
+        try:
+            transforms.append(_transform_class(name)(**params.get(name, {}), p=config.p))
+        except (TypeError, ValueError, AssertionError) as err:  # audiomentations' own argument checks
+            raise EmoaugError(f"params: {name}: {' '.join(str(err).split()) or type(err).__name__}") from None
+    return Compose(transforms)
 
 
 def chain_parameters(config: ChainConfig) -> dict[str, dict[str, Any]]:
@@ -267,9 +288,4 @@ class WaveformChain(WaveformGenerator):
     Config = ChainConfig
 
     def change(self, y, sample_rate, rng):
-        from audiomentations import Compose
-
-        params = chain_parameters(self.options)
-        chain = Compose([_transform_class(name)(**params.get(name, {}), p=self.options.p)
-                         for name in self.options.transforms])
-        return _seeded(chain, y, sample_rate, rng)
+        return _seeded(chain(self.options), y, sample_rate, rng)
