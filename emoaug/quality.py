@@ -104,7 +104,7 @@ class MelScale:
 
     def view(self, fs: FeatureSet, normaliser: Normaliser) -> MelRows:
         """Rows of ``fs`` on the [-1, 1] scale, converted only when indexed (see :class:`MelRows`)."""
-        return MelRows(fs.x.detach().cpu().numpy(), normaliser, self)
+        return MelRows(fs.row_source(), normaliser, self)
 
 
 class MelRows:
@@ -142,7 +142,7 @@ CHUNK_ROWS = 256
 
 
 def _db_chunks(fs: FeatureSet, normaliser: Normaliser):
-    x = fs.x.detach().cpu().numpy()
+    x = fs.row_source()
     for start in range(0, len(x), CHUNK_ROWS):
         yield np.asarray(normaliser.to_db(x[start:start + CHUNK_ROWS]), dtype=np.float32)
 

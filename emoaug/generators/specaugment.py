@@ -164,13 +164,16 @@ class SpecAugment(Generator):
 
     def __init__(self, **config):
         super().__init__(**config)
+        self._train: FeatureSet | None = None
         self._x = torch.empty(0)
         self._y = torch.empty(0, dtype=torch.int64)
         self._item_ids: list[str] = []
         self._speakers: list[str] = []
 
     def _fit(self, train: FeatureSet) -> None:
-        # A reference, not a copy (training sets can be large); generate() only reads it.
+        # A reference, not a copy (training sets can be large); generate() only reads it, a class's rows at a
+        # time through rows() (from the fold's file when the worker keeps its rows there)
+        self._train = train
         self._x = train.x
         self._y = train.y
         self._item_ids = list(train.item_ids)
@@ -190,7 +193,7 @@ class SpecAugment(Generator):
             rng = np.random.default_rng([seed, label_index])
             rows = self._pick_sources(label, label_index, count, rng)
             start = len(sources)
-            x[start:start + count] = spec_augment(self._x[torch.as_tensor(rows)], rng,
+            x[start:start + count] = spec_augment(self._train.rows(torch.as_tensor(rows)), rng,
                                                   mask_value=self.config["mask_value"], **policy)
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
             sources.extend(rows.tolist())
