@@ -28,7 +28,7 @@ import torch
 
 from . import storage
 from .errors import BadAudioError, EmoaugError
-from .featureset import FeatureSet
+from .featureset import FeatureSet, RowFile
 from .presets import FRONTEND_VERSION, LENGTH_MODES, NORMALISATIONS, PRESETS, MelPreset, get_preset  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -530,8 +530,11 @@ class Normaliser:
 
 # ------------------------------------------------------------------------------------ feature sets
 def build_featureset(features: Mapping[str, np.ndarray], items: pd.DataFrame, labels: Sequence[str],
-                     normaliser: Normaliser) -> FeatureSet:
-    """One normalised row per segment of each item (in ``items`` order); y indexes ``labels``."""
+                     normaliser: Normaliser, *, stored: bool = False) -> FeatureSet:
+    """One normalised row per segment of each item (in ``items`` order); y indexes ``labels``.
+
+    ``stored``: the rows go to a :class:`~emoaug.featureset.RowFile` item by item (the same float32 values), so
+    that the set is never in memory and training batches are read from the file."""
     labels = tuple(labels)
     unknown = sorted(set(items["emotion"]) - set(labels))
     if unknown:
@@ -548,19 +551,26 @@ def build_featureset(features: Mapping[str, np.ndarray], items: pd.DataFrame, la
     if len(frames) != 1:
         raise ValueError(f"build_featureset: items have different (n_mels, n_frames): {sorted(frames)}")
     n_rows = [shape[0] for shape in shapes]
-    # one preallocated array filled item by item: memory holds the set once, not the set plus its parts
-    x = np.empty((sum(n_rows), *frames.pop()), dtype=np.float32)
-    start = 0
-    for item_id, rows in zip(ids, n_rows):
-        x[start:start + rows] = normaliser.transform(np.asarray(features[item_id], dtype=np.float32))
-        start += rows
+    normalised = (normaliser.transform(np.asarray(features[item_id], dtype=np.float32)) for item_id in ids)
+    row_file = RowFile.write(normalised, frames.pop()) if stored else None
+    x = row_file.as_tensor() if stored else torch.from_numpy(_filled(normalised, n_rows, frames.pop()))
     emotions = [labels.index(emotion) for emotion in items["emotion"]]
     y = np.repeat(emotions, n_rows)
     item_ids = [item_id for item_id, rows in zip(ids, n_rows) for _ in range(rows)]
     speakers = ([str(speaker) for speaker, rows in zip(items["speaker"], n_rows) for _ in range(rows)]
                 if has_speaker else [])
-    return FeatureSet(x=torch.from_numpy(x), y=torch.as_tensor(y, dtype=torch.int64), labels=labels,
-                      item_ids=item_ids, speakers=speakers)
+    return FeatureSet(x=x, y=torch.as_tensor(y, dtype=torch.int64), labels=labels,
+                      item_ids=item_ids, speakers=speakers, stored=row_file)
+
+
+def _filled(arrays: Iterable[np.ndarray], n_rows: list[int], row_shape: tuple[int, int]) -> np.ndarray:
+    # one preallocated array filled item by item: memory holds the set once, not the set plus its parts
+    x = np.empty((sum(n_rows), *row_shape), dtype=np.float32)
+    start = 0
+    for rows, array in zip(n_rows, arrays):
+        x[start:start + rows] = array
+        start += rows
+    return x
 
 
 def _empty_featureset(features: Mapping[str, np.ndarray], labels: tuple[str, ...],

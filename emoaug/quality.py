@@ -104,7 +104,7 @@ class MelScale:
 
     def view(self, fs: FeatureSet, normaliser: Normaliser) -> MelRows:
         """Rows of ``fs`` on the [-1, 1] scale, converted only when indexed (see :class:`MelRows`)."""
-        return MelRows(fs.x.detach().cpu().numpy(), normaliser, self)
+        return MelRows(fs.row_source(), normaliser, self)
 
 
 class MelRows:
@@ -142,7 +142,7 @@ CHUNK_ROWS = 256
 
 
 def _db_chunks(fs: FeatureSet, normaliser: Normaliser):
-    x = fs.x.detach().cpu().numpy()
+    x = fs.row_source()
     for start in range(0, len(x), CHUNK_ROWS):
         yield np.asarray(normaliser.to_db(x[start:start + CHUNK_ROWS]), dtype=np.float32)
 
@@ -422,14 +422,20 @@ def diversity(generated: np.ndarray, generated_y: np.ndarray, real: np.ndarray, 
     rng = np.random.default_rng(seed)
     out = {}
     for k, label in enumerate(labels):
-        gen_rows = generated[generated_y == k]
+        gen_rows = _class_rows(generated, generated_y == k)
         if len(gen_rows) == 0:
             continue
-        real_spread = mean_pairwise_distance(real[real_y == k], max_rows=max_rows, rng=rng)
+        real_spread = mean_pairwise_distance(_class_rows(real, real_y == k), max_rows=max_rows, rng=rng)
         gen_spread = mean_pairwise_distance(gen_rows, max_rows=max_rows, rng=rng)
         out[label] = gen_spread / real_spread if real_spread > 0 else math.nan
     out[OVERALL] = _mean_or_nan(out.values())
     return out
+
+
+def _class_rows(x: np.ndarray | MelRows, mask: np.ndarray) -> np.ndarray | MelRows:
+    """``x[mask]``; of :class:`MelRows` a lazy subset, so that only the rows a measure samples are converted (a
+    class of a large fold on the [-1, 1] scale is hundreds of MiB)."""
+    return x.subset(np.flatnonzero(mask)) if isinstance(x, MelRows) else x[mask]
 
 
 def mean_pairwise_distance(x: np.ndarray, *, max_rows: int = 500, rng: np.random.Generator | None = None) -> float:
@@ -439,6 +445,8 @@ def mean_pairwise_distance(x: np.ndarray, *, max_rows: int = 500, rng: np.random
     if len(x) > max_rows:
         rng = rng if rng is not None else np.random.default_rng(0)
         x = x[np.sort(rng.choice(len(x), size=max_rows, replace=False))]
+    else:
+        x = x[np.arange(len(x))]  # MelRows: converted here, the sample only
     flat = _f64(_flat(x))
     squared_norms = np.einsum("ij,ij->i", flat, flat)
     squared = squared_norms[:, None] + squared_norms[None, :] - 2.0 * flat @ flat.T

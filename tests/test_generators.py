@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from emoaug.errors import EmoaugError
-from emoaug.featureset import FeatureSet
+from emoaug.featureset import FeatureSet, RowFile
 from emoaug.generators import available_generators, get_generator_class, make_generator
 from emoaug.generators.base import Generator
 from emoaug.generators.none import NoneGenerator
@@ -138,6 +138,8 @@ def test_spec_augment_matches_its_sampled_masks_and_fills_row_mean():
         mean = x[row].mean()
         assert torch.allclose(out[row][grid[row]], mean.expand(int(grid[row].sum())))
         assert torch.equal(out[row][~grid[row]], x[row][~grid[row]])
+    into = torch.empty_like(x)
+    assert spec_augment(x, np.random.default_rng(4), out=into) is into and torch.equal(into, out)
     single = spec_augment(x[0], np.random.default_rng(4))  # a 2-D row is a batch of one
     assert single.shape == x[0].shape and torch.equal(single, spec_augment(x[:1], np.random.default_rng(4))[0])
     assert not torch.equal(single, x[0])
@@ -181,6 +183,11 @@ def test_specaugment_is_deterministic_pure_and_seed_dependent():
     assert torch.equal(first.x, again.x) and first.item_ids == again.item_ids
     assert not torch.equal(first.x, other.x)
     assert torch.equal(train.x, before)  # source rows untouched
+    # a worker's training rows are in a file (x unused: NaN): the same rows are generated
+    stored = RowFile.write([train.x.numpy()], train.x.shape[1:])
+    from_file = FeatureSet(x=torch.full(train.x.shape, float("nan")), y=train.y, labels=train.labels,
+                           item_ids=train.item_ids, speakers=train.speakers, stored=stored)
+    assert torch.equal(SpecAugment().fit(from_file).generate(request, seed=11).x, first.x)
     # one random stream per class: a class's rows do not depend on what else was requested
     alone = generator.generate({"happy": 4}, seed=11)
     assert torch.equal(alone.x, first.x[first.y == 1]) and alone.item_ids == [

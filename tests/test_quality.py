@@ -348,9 +348,21 @@ def test_mel_rows_read_lazily_equal_the_converted_set(real_sets):
     np.testing.assert_array_equal(rows.subset(index)[1:3], whole[index][1:3])
 
 
-def test_assess_generated_reading_rows_lazily_gives_the_numbers_of_converted_copies(real_sets, monkeypatch):
+def stored_copy(fs: FeatureSet) -> FeatureSet:
+    """``fs`` with its rows in a file, as a worker's fold sets are (their x is then a map of the file)."""
+    from emoaug.featureset import RowFile
+
+    stored = RowFile.write([fs.x.numpy()], fs.x.shape[1:])
+    return FeatureSet(x=stored.as_tensor(), y=fs.y, labels=fs.labels, item_ids=fs.item_ids, speakers=fs.speakers,
+                      stored=stored)
+
+
+@pytest.mark.parametrize("max_rows", [500, 20])  # 20: diversity samples rows of each class
+def test_assess_generated_reading_rows_lazily_gives_the_numbers_of_converted_copies(real_sets, monkeypatch,
+                                                                                   max_rows):
     """The measures read rows a block or a class at a time (a sample of held-out rows stays unconverted); the
-    numbers are those of whole converted copies, to the last bit, also where samples and blocks are used."""
+    numbers are those of whole converted copies, to the last bit, also where samples and blocks are used, and
+    when the real rows are read from files."""
     import emoaug.quality as quality
 
     train, test, normaliser = real_sets["train"], real_sets["test"], real_sets["normaliser"]
@@ -360,7 +372,10 @@ def test_assess_generated_reading_rows_lazily_gives_the_numbers_of_converted_cop
     monkeypatch.setattr(quality, "memorisation", lambda *a, _m=quality.memorisation, **k: _m(*a, **k, **kwargs))
     monkeypatch.setattr(quality, "nearest_distances",
                         lambda q, r, _n=quality.nearest_distances: _n(q, r, chunk=16, reference_chunk=32))
-    lazy = assess_generated(StubJudge(), generated, train, test, normaliser)
+    lazy = assess_generated(StubJudge(), generated, train, test, normaliser, max_rows=max_rows)
+    from_files = assess_generated(StubJudge(), generated, stored_copy(train), stored_copy(test), normaliser,
+                                  max_rows=max_rows)
     monkeypatch.setattr(MelScale, "view", MelScale.apply)
-    copies = assess_generated(StubJudge(), generated, train, test, normaliser)
+    copies = assess_generated(StubJudge(), generated, train, test, normaliser, max_rows=max_rows)
     pd.testing.assert_frame_equal(lazy, copies, check_exact=True)
+    pd.testing.assert_frame_equal(from_files, copies, check_exact=True)

@@ -136,12 +136,15 @@ class Workload:
     def _build_fold_data(self, fold: Fold, seed: int) -> FoldData:
         normaliser = self.normaliser(fold)
         by_id = self.items.set_index("item_id", drop=False)
-        sets = {part: build_featureset(self.features, by_id.loc[getattr(fold, part)], self.labels, normaliser)
+        # features read from the cache: the fold's normalised rows go to files the worker reads batches from,
+        # so no process holds a fold's rows (in memory, features were held anyway: the rows stay in tensors)
+        sets = {part: build_featureset(self.features, by_id.loc[getattr(fold, part)], self.labels, normaliser,
+                                       stored=isinstance(self.features, CachedFeatures))
                 for part in ("train", "val", "test")}
         cross = None
         if self.cross_items is not None:
             cross = build_featureset(self.cross_features, self.cross_items.set_index("item_id", drop=False),
-                                     self.labels, normaliser)
+                                     self.labels, normaliser, stored=isinstance(self.cross_features, CachedFeatures))
         return FoldData(fold, seed, sets["train"], sets["val"], sets["test"], normaliser, cross=cross)
 
 

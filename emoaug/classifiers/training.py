@@ -303,7 +303,7 @@ class SERClassifier:
         self.model.eval()
         batch_size = self.train_config.batch_size
         with self._autocast(device):
-            outputs = [method(self._inputs(fs.x[i : i + batch_size].to(device))).float().cpu()
+            outputs = [method(self._inputs(fs.block(i, i + batch_size).to(device))).float().cpu()
                        for i in range(0, len(fs), batch_size)]
         if not outputs:
             return None

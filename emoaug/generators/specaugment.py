@@ -130,11 +130,13 @@ def _fill_values(x: torch.Tensor, mask_value: str | float) -> torch.Tensor:
 
 
 def spec_augment(
-    x: torch.Tensor, rng: np.random.Generator, *, mask_value: str | float = DEFAULTS.mask_value, **policy
+    x: torch.Tensor, rng: np.random.Generator, *, mask_value: str | float = DEFAULTS.mask_value,
+    out: torch.Tensor | None = None, **policy
 ) -> torch.Tensor:
     """Masked copy of ``x`` (``[n_mels, n_frames]`` or ``[N, n_mels, n_frames]``, independent masks per row).
 
-    ``policy`` takes the ``sample_masks`` options; ``x`` is never modified.
+    ``policy`` takes the ``sample_masks`` options; ``x`` is never modified. ``out`` (``[N, n_mels, n_frames]``
+    float32): written in place of a new tensor, so a caller filling a larger set holds no copy of these rows.
     """
     _check_mask_value(mask_value)
     single = x.ndim == 2
@@ -144,8 +146,10 @@ def spec_augment(
     n_rows, n_mels, n_frames = batch.shape
     draw = sample_masks(n_rows, n_mels, n_frames, rng, **policy)
     masked = mask_grid(draw, n_mels, n_frames).to(batch.device)
-    out = torch.where(masked, _fill_values(batch, mask_value), batch)
-    return out[0] if single else out
+    if out is not None and not single:
+        return torch.where(masked, _fill_values(batch, mask_value), batch, out=out)
+    masked_rows = torch.where(masked, _fill_values(batch, mask_value), batch)
+    return masked_rows[0] if single else masked_rows
 
 
 def _check_mask_value(mask_value) -> None:
@@ -164,13 +168,16 @@ class SpecAugment(Generator):
 
     def __init__(self, **config):
         super().__init__(**config)
+        self._train: FeatureSet | None = None
         self._x = torch.empty(0)
         self._y = torch.empty(0, dtype=torch.int64)
         self._item_ids: list[str] = []
         self._speakers: list[str] = []
 
     def _fit(self, train: FeatureSet) -> None:
-        # A reference, not a copy (training sets can be large); generate() only reads it.
+        # A reference, not a copy (training sets can be large); generate() only reads it, a class's rows at a
+        # time through rows() (from the fold's file when the worker keeps its rows there)
+        self._train = train
         self._x = train.x
         self._y = train.y
         self._item_ids = list(train.item_ids)
@@ -190,8 +197,8 @@ class SpecAugment(Generator):
             rng = np.random.default_rng([seed, label_index])
             rows = self._pick_sources(label, label_index, count, rng)
             start = len(sources)
-            x[start:start + count] = spec_augment(self._x[torch.as_tensor(rows)], rng,
-                                                  mask_value=self.config["mask_value"], **policy)
+            spec_augment(self._train.rows(torch.as_tensor(rows)), rng, mask_value=self.config["mask_value"],
+                         out=x[start:start + count], **policy)
             ys.append(torch.full((count,), label_index, dtype=torch.int64))
             sources.extend(rows.tolist())
         return self._featureset(x, ys, sources)
