@@ -106,3 +106,24 @@ def test_the_api_runs_and_its_experiment_file_reruns_from_the_store(tmp_path):
     assert loaded.experiment == result.experiment
     with pytest.raises(EmoaugError, match="emoaug.run: .*unexpected keyword argument 'foldz'"):
         emoaug.run(foldz=3)
+
+
+#: what examples/paper_dry_run.toml may cut: training lengths and sample counts, never a size
+DRY_RUN_LENGTHS = {"dcgan": {"steps", "bn_batches"},
+                   "diffusion": {"train_steps", "warmup_steps", "ser_epochs", "sampling_steps"}}
+
+
+def test_the_paper_dry_run_keeps_every_size_of_the_paper_profile(tmp_path):
+    """The dry run exercises the paper profile's code paths: its models, rows and batches are `paper`'s; only the
+    lengths listed above, the classifier's epochs, seeds, folds and the synthetic ratio differ."""
+    dry = resolve(EXAMPLES / "paper_dry_run.toml", {"data_root": str(tmp_path)}).experiment
+    paper = resolve_run_config(corpus="emodb", data_root=str(tmp_path), profile="paper",
+                               gen="none,dcgan,diffusion").experiment
+    assert (dry.profile, dry.preset, dry.generators) == ("paper", paper.preset, paper.generators)
+    assert dry.classifier.arch == paper.classifier.arch == "resnet50"
+    assert dry.classifier.batch_size == paper.classifier.batch_size == 32 and dry.classifier.epochs == 1
+    for name, cut in DRY_RUN_LENGTHS.items():
+        dry_options, paper_options = dry.generator_configs[name], paper.generator_configs[name]
+        changed = {key for key in paper_options if dry_options.get(key) != paper_options[key]}
+        assert changed == cut, name
+        assert all(dry_options[key] < paper_options[key] for key in cut)
