@@ -44,7 +44,9 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     # no early stopping: a fixed cosine schedule on train + validation speakers (all training speakers)
     "trainval": ({"lr_schedule": "cosine", "epochs": 40, "patience": None}, {}, {"val_speakers": 0}),
     "e60": ({"epochs": 60}, {}, {}),
+    "e30": ({"epochs": 30}, {}, {}),
     "e25": ({"epochs": 25}, {}, {}),
+    "e20": ({"epochs": 20}, {}, {}),
     "lr2e-3": ({"lr": 2e-3}, {}, {}),
     "bs16": ({"batch_size": 16}, {}, {}),
     "nodropout": ({}, {"conv_dropout": 0.0, "lstm_dropout": 0.0}, {}),
@@ -74,9 +76,11 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     "melstats": ({"_arch": "cnn_blstm_stats"}, {}, {}),
     # a small 2-D CNN (4 blocks of 3x3 conv, 2x2 max pooling; 8-16-32-32 channels) before the BLSTM (a CRNN)
     "crnn2d": ({"_arch": "crnn2d"}, {}, {}),
+    # issue 21: bf16 autocast, what the quick profile's precision="auto" picks on a CPU with bf16 in hardware
+    "bf16": ({"precision": "bf16"}, {}, {}),
 }
 #: the protocol the quick profile keeps (emoaug.config), spelled as levers on ``base``
-KEPT = "trainval+nodropout+pool4+cmn"
+KEPT = "trainval+nodropout+pool4+cmn+bf16"
 
 
 def base_settings(profile: str, arch: str):
@@ -273,12 +277,13 @@ def classic_reference(data_root: str, feature_set: str, val_speakers: int | None
     return pd.DataFrame(rows)
 
 
-def report(cells: pd.DataFrame, classic: pd.DataFrame, classic_by_speaker: pd.DataFrame) -> pd.DataFrame:
-    """Each variant against ``base`` and against the classic reference on equal footing: speaker-normalised
+def report(cells: pd.DataFrame, classic: pd.DataFrame, classic_by_speaker: pd.DataFrame,
+           baseline: str = "base") -> pd.DataFrame:
+    """Each variant against ``baseline`` (paired on (fold, seed)) and against the classic reference on equal footing: speaker-normalised
     variants against the speaker-normalised classic."""
     from emoaug.stats import bootstrap_mean_ci, paired_p_value
 
-    base = cells[cells["variant"] == "base"].set_index(["fold", "seed"])["ua"]
+    base = cells[cells["variant"] == baseline].set_index(["fold", "seed"])["ua"]
     rows = []
     for variant, part in cells.groupby("variant", sort=False):
         ua = part.set_index(["fold", "seed"])["ua"]
@@ -292,7 +297,7 @@ def report(cells: pd.DataFrame, classic: pd.DataFrame, classic_by_speaker: pd.Da
             else:
                 shared = ua.index.intersection(other.index)
                 diff = (ua.loc[shared] - other.loc[shared]).to_numpy()
-            if variant == "base" and name == "vs base" or len(diff) < 2:
+            if variant == baseline and name == "vs base" or len(diff) < 2:
                 row[f"Δ {name} pp [95% CI], p"] = ""
                 continue
             low, high = bootstrap_mean_ci(diff)
@@ -306,6 +311,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", required=True)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--baseline", default="base",
+                        help=f"the variant the others are paired with, e.g. the kept protocol {KEPT!r}")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--preset", default="emogen")
@@ -316,7 +323,7 @@ def main() -> None:
     parser.add_argument("--reference", default="ComParE_2016")
     parser.add_argument("--out", default="ablation_cells.csv", help="per-cell CSV (appended to, reused)")
     args = parser.parse_args()
-    variants = ["base", *[v for v in args.variants.split(",") if v != "base"]]
+    variants = [args.baseline, *[v for v in args.variants.split(",") if v != args.baseline]]
     load(args.data_root, args.preset)  # fill the feature cache once, before the workers read it
     done = pd.read_csv(args.out) if Path(args.out).exists() else pd.DataFrame(columns=["variant", "fold", "seed"])
     finished = set(zip(done["variant"], done["fold"], done["seed"]))
@@ -338,7 +345,8 @@ def main() -> None:
                         ("speaker-normalised functionals, every training speaker (vs spknorm variants)", by_speaker)):
         print(f"classic ({args.reference} + SVM, {name}): UA {100 * frame['ua'].mean():.1f} ± "
               f"{100 * frame['ua'].std():.1f} over {len(frame)} folds, WA {100 * frame['wa'].mean():.1f}")
-    print(report(cells, classic, by_speaker).to_markdown(index=False))
+    print(f"Δ vs base = paired with {args.baseline}")
+    print(report(cells, classic, by_speaker, args.baseline).to_markdown(index=False))
 
 
 if __name__ == "__main__":
