@@ -30,7 +30,8 @@ def test_scaler_and_svm_see_training_rows_only_and_validation_picks_c():
     scaler, model, chosen = classic.fit_reference((train_x, train_y), (val_x, val_y), labels,
                                                   classic.ClassicSettings())
     np.testing.assert_allclose(scaler.mean_, train_x.mean(axis=0))
-    assert model.shape_fit_ == (40, 5) and chosen["c"] in classic.C_GRID
+    assert model.mapping.train.shape == (40, 5) and model.classifier.shape_fit_ == (40, 40)  # kernel on 40 rows
+    assert chosen["c"] in classic.C_GRID
     assert chosen["chosen_by"] == "validation speakers"
     _, _, without_val = classic.fit_reference((train_x, train_y), (val_x[:0], val_y[:0]), labels,
                                               classic.ClassicSettings())
@@ -48,6 +49,22 @@ def separable(n_per_class: int, seed: int, width: int = 30) -> tuple[np.ndarray,
     x = rng.normal(size=(len(labels), width))
     x[:, :3] += 1.5 * (labels[:, None] == np.array(["angry", "sad", "happy"])[None, :])
     return x, labels, np.resize([f"s{k}" for k in range(8)], len(labels))
+
+
+def test_the_exact_model_is_libsvms_rbf_svm_with_gamma_scale_on_a_precomputed_kernel():
+    from sklearn.svm import SVC
+
+    (train_x, train_y, _), (test_x, _, _) = separable(60, 2, width=40), separable(30, 3, width=40)
+    train_x[:, 5] = 0.0  # a constant functional, as openSMILE gives for some descriptors of short files
+    for c in (0.01, 1.0, 100.0):
+        [fitted] = classic._fit(train_x, train_y, classic.ClassicSettings(), classic.RBF_EXACT, [c])
+        plain = SVC(C=c, kernel="rbf", gamma="scale", class_weight="balanced")
+        plain.fit(np.nan_to_num(fitted.scaler.transform(train_x)), train_y)
+        z = np.nan_to_num(fitted.scaler.transform(test_x))
+        assert fitted.mapping.gamma == pytest.approx(1 / (z.shape[1] * fitted.mapping.train.var()))
+        assert np.array_equal(fitted.predict(test_x), plain.predict(z)), c
+        np.testing.assert_allclose(fitted.classifier.decision_function(fitted.rows(test_x)),
+                                   plain.decision_function(z), rtol=1e-6, atol=1e-8)
 
 
 def test_above_the_size_rule_the_kernel_is_approximated_and_agrees_with_the_exact_svm():

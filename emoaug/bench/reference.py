@@ -26,7 +26,8 @@ from .timings import peak_rss_mb
 log = logging.getLogger("emoaug")
 
 #: bump when what a stored reference fold holds, or how it is computed, changes
-REFERENCE_FORMAT = 1
+#: 2: the exact SVM reads a precomputed kernel (the same SVM; stored folds of format 1 are recomputed, not trusted)
+REFERENCE_FORMAT = 2
 
 
 @dataclass(frozen=True)
