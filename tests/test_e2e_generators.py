@@ -1,4 +1,4 @@
-"""End to end with every built-in generator (smoke profile), and generator checkpoint reuse."""
+"""End to end with every built-in generator (smoke profile, a fixture corpus), and generator checkpoint reuse."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ from tests.helpers import make_emodb
 ALL_GENERATORS = ["vae", "dcgan", "cyclegan", "diffusion", "specaugment", "none"]
 
 
-def test_every_generator_runs_on_the_embedded_corpus(tmp_path, capsys):
+def test_every_generator_runs_end_to_end_through_the_command_line(tmp_path, capsys):
+    """The whole chain for every built-in at once: tables, audio, figures, MAD, audits. A small EmoDB fixture (72
+    items) keeps it to seconds: each generator's own cell is also run by the contract kit (test_contract), and
+    the embedded corpus end to end by test_e2e_protocols and the README's default job."""
+    root = make_emodb(tmp_path / "emodb", speakers=("03", "08", "09", "10", "11", "13"), letters="WEAFTN", seconds=0.8)
     out = tmp_path / "runs"
-    # --reference off: the classic row has its own tests (test_classic); its openSMILE pass over the 576 items
-    # of the embedded corpus would be a third of this test's time
-    code = main(["--gen", ",".join(ALL_GENERATORS), "--corpus", "synthetic", "--profile", "smoke",
-                 "--reference", "off", "--out", str(out), "--no-mlflow"])
+    # --reference off: the classic row has its own tests (test_classic)
+    code = main(["--gen", ",".join(ALL_GENERATORS), "--corpus", "emodb", "--data-root", str(root),
+                 "--profile", "smoke", "--reference", "off", "--out", str(out), "--no-mlflow"])
     printed = capsys.readouterr().out
     assert code == 0
     run_dir = next(out.iterdir())
