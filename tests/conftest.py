@@ -12,7 +12,8 @@ torch.set_num_threads(1)
 
 @pytest.fixture(autouse=True, scope="session")
 def isolated_cache(tmp_path_factory):
-    """No test reads or writes the user's ~/.cache/emoaug; the session shares one cache folder."""
+    """No test reads or writes the user's ~/.cache/emoaug; the session shares one cache folder (one per pytest-xdist
+    worker: each worker is its own session)."""
     cache = tmp_path_factory.mktemp("emoaug-cache")
     old = {key: os.environ.get(key) for key in ("EMOAUG_CACHE", "EMOAUG_DATA", "EMOAUG_EXECUTOR", "EMOAUG_THREADS")}
     os.environ["EMOAUG_CACHE"] = str(cache)
