@@ -550,10 +550,14 @@ def build_featureset(features: Mapping[str, np.ndarray], items: pd.DataFrame, la
     frames = {shape[1:] for shape in shapes}
     if len(frames) != 1:
         raise ValueError(f"build_featureset: items have different (n_mels, n_frames): {sorted(frames)}")
+    [row_shape] = frames
     n_rows = [shape[0] for shape in shapes]
     normalised = (normaliser.transform(np.asarray(features[item_id], dtype=np.float32)) for item_id in ids)
-    row_file = RowFile.write(normalised, frames.pop()) if stored else None
-    x = row_file.as_tensor() if stored else torch.from_numpy(_filled(normalised, n_rows, frames.pop()))
+    if stored:
+        row_file = RowFile.write(normalised, row_shape)
+        x = row_file.as_tensor()
+    else:
+        row_file, x = None, torch.from_numpy(_filled(normalised, n_rows, row_shape))
     emotions = [labels.index(emotion) for emotion in items["emotion"]]
     y = np.repeat(emotions, n_rows)
     item_ids = [item_id for item_id, rows in zip(ids, n_rows) for _ in range(rows)]

@@ -312,7 +312,7 @@ def _check_transform(cls: type, options: Mapping[str, Any]) -> None:
 def _check_cell(cls: type, options: Mapping[str, Any]) -> None:
     """One benchmark cell, every arm, through the same code a run uses (emoaug.bench.cells)."""
     with tempfile.TemporaryDirectory(prefix="emoaug-contract-") as folder:
-        workload, fold = _toy_workload(cls, Path(folder))
+        workload, fold = toy_workload(cls, Path(folder))
         _run_toy_cell(cls, options, workload, fold)
 
 
@@ -341,7 +341,7 @@ def _run_toy_cell(cls: type, options: Mapping[str, Any], workload, fold: int) ->
         _require({"synthetic_only", "main"} <= arms, f"the cell lacks protocol arms (arms: {sorted(arms)})")
 
 
-def _toy_workload(cls: type, folder: Path):
+def toy_workload(cls: type, folder: Path):
     """A workload of toy items, 4 speakers, 2 folds of 2 test speakers. For a waveform generator the items are
     toy recordings written to ``folder`` and their features that audio's log-mel, so the cell reads real files
     through the same front end as a run; otherwise toy rows in memory."""

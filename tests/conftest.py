@@ -5,9 +5,16 @@ import os
 import pytest
 import torch
 
-# One intra-op thread: on a 2-core machine shared with anything else, torch's spinning OpenMP workers
-# can slow training tenfold; one thread is a little slower alone but never pathological.
+# One intra-op thread: on a 2-core machine shared with anything else (the suite runs in two processes), torch's
+# spinning OpenMP workers can slow training tenfold; one thread is a little slower alone but never pathological.
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts with one torch thread, whatever a run before it in this process set (``--threads``)."""
+    torch.set_num_threads(1)
+    yield
 
 
 @pytest.fixture(autouse=True, scope="session")

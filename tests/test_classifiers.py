@@ -26,15 +26,6 @@ LABELS = ("neutral", "angry")
 SMALL = {"channels": 16, "kernel_size": 3, "lstm_hidden": 8, "lstm_layers": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core box they thrash."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def separable_set(n: int = 32, n_mels: int = 12, n_frames: int = 16, seed: int = 0, flip: bool = False) -> FeatureSet:
     """Class 1 has a bright band in the upper mel bins; ``flip`` swaps the labels (an adversarial val set)."""
     gen = torch.Generator().manual_seed(seed)

@@ -26,15 +26,6 @@ N_MELS, N_FRAMES = 13, 21  # neither a multiple of the down-sampling factor 4
 TINY = {"channels": 2, "residual_channels": 8, "n_blocks": 1, "disc_channels": 2, "steps": 3, "batch_size": 4}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The networks here are tiny: extra threads only add contention on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_train(counts=(4, 3, 3), n_mels: int = N_MELS, n_frames: int = N_FRAMES) -> FeatureSet:
     """Rows in [-1, 1] like minmax-normalised log-mels; class-dependent offset so classes differ."""
     y = torch.tensor([c for c, n in enumerate(counts) for _ in range(n)], dtype=torch.int64)

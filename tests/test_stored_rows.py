@@ -22,14 +22,6 @@ LABELS = ("angry", "sad")
 SMALL = {"channels": 8, "kernel_size": 3, "lstm_hidden": 4, "lstm_layers": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_items(n_items: int, n_mels: int = 6, n_frames: int = 9, seed: int = 0):
     """item_id -> dB array of 1 or 2 segments, and the manifest (two speakers, two emotions)."""
     rng = np.random.default_rng(seed)

@@ -23,15 +23,6 @@ TINY = {
 CLASSES = {"vae": ConditionalVAEGenerator, "dcgan": ConditionalDCGAN}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread (and do not stall on a busy shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_set(n_per_class: int = 4, n_mels: int = 20, n_frames: int = 37, n_classes: int = 3,
             seed: int = 0) -> FeatureSet:
     """Rows whose class decides which mel band is loud (class k: band k of n_classes), plus noise."""

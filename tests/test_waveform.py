@@ -16,7 +16,7 @@ from emoaug.errors import EmoaugError, LeakageError
 from emoaug.features import extract_features, front_end_signal, get_preset, waveform_features
 from emoaug.generators import get_generator_class
 from emoaug.generators.waveform import WaveformFrontEnd
-from emoaug.testing import _toy_workload, toy_audio
+from emoaug.testing import toy_workload, toy_audio
 from tests.helpers import make_emodb, only_run_dir
 
 RATE = 16000
@@ -71,7 +71,7 @@ def test_waveforms_become_the_rows_a_decoded_file_of_them_gets(tmp_path):
 @pytest.mark.parametrize("name, options", [("speed", {}), ("pitch", {}), ("noise", {}), ("wavaug", {"p": 1.0})])
 def test_each_baseline_changes_training_rows_and_keeps_their_shape(tmp_path, name, options):
     cls = get_generator_class(name)
-    workload, fold = _toy_workload(cls, tmp_path)  # toy recordings on disk, read back by the cell's front end
+    workload, fold = toy_workload(cls, tmp_path)  # toy recordings on disk, read back by the cell's front end
     data = workload.fold_data(fold, seed=0)
 
     def generated(seed: int):
