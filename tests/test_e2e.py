@@ -217,6 +217,30 @@ def test_report_rerenders_tables_figures_and_html_from_stored_results_alone(emod
     assert page.count('src="data:image/png;base64,') >= 3  # confusions of both generators, recall bars, grid
     assert 'src="data:audio/wav;base64,' in page and "Split audit" in page and "Resolved configuration" in page
 
+    # Drawn again only where the inputs or the written bytes changed (render_keys.json): an edited figure, and the
+    # grid and audio of example rows that changed; everything else is left as it was written.
+    import torch
+
+    drawn = snapshot_of_renders(run_dir)
+    (run_dir / "figures" / "confusion_none.png").write_bytes(b"edited by hand")
+    examples = sorted((run_dir / "examples").glob("*.pt"))[0]
+    stored = torch.load(examples, weights_only=True)
+    stored["generated"]["x"] = stored["generated"]["x"] * 0.5
+    torch.save(stored, examples)
+    assert main(["report", "--out", str(out)]) == 0
+    again = snapshot_of_renders(run_dir)
+    assert again.keys() == drawn.keys()
+    audio = {name for name in drawn if name.startswith(f"audio/{examples.stem}/")}
+    assert audio and {name for name in drawn if again[name] != drawn[name]} == {
+        "figures/confusion_none.png", f"figures/real_vs_{examples.stem}.png", *audio}
+    assert (run_dir / "figures" / "confusion_none.png").read_bytes().startswith(b"\x89PNG")
+
+
+def snapshot_of_renders(run_dir: Path) -> dict[str, tuple[int, int]]:
+    """Figure and audio files -> (inode, mtime): a file written again (atomically, by rename) gets a new inode."""
+    files = [p for part in ("figures", "audio") for p in (run_dir / part).rglob("*") if p.is_file()]
+    return {p.relative_to(run_dir).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+
 
 def test_report_on_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys):
     assert main(["report", "--out", str(tmp_path)]) == 2

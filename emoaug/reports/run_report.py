@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +12,63 @@ from .. import storage as io
 from . import plots, tables
 from .html import write_html_report
 from .paper_tables import paper_tables
+
+#: bump when a figure or the audio would come out differently from the same inputs (plots.py, listen.py)
+RENDER_VERSION = 1
+
+
+class RenderLog:
+    """Figures and audio are drawn again only when what they are drawn from changed.
+
+    ``render_keys.json`` in the run folder maps each output (a file, or an audio folder) to a key of its inputs
+    and the SHA-1 of what was written. A re-run of a stored run, or ``report``, skips an output whose key is the
+    same and whose bytes are still those written; anything else (new inputs, a newer renderer, a deleted or
+    edited file) is drawn again. Griffin-Lim audio at the paper profile's 64 iterations made a stored re-run
+    spend most of its time re-rendering."""
+
+    FILE = "render_keys.json"
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        try:
+            entries = io.read_json(self.run_dir / self.FILE)
+        except (OSError, ValueError):
+            entries = {}
+        self.entries = entries if isinstance(entries, dict) else {}
+        self.drawn, self.kept = 0, 0
+
+    def render(self, output: Path, inputs, draw: Callable[[], object]) -> None:
+        """Call ``draw`` (which writes ``output``) unless ``output`` was written from the same ``inputs``."""
+        import matplotlib
+
+        name = Path(output).relative_to(self.run_dir).as_posix()
+        key = io.stable_hash({"renderer": RENDER_VERSION, "matplotlib": matplotlib.__version__, "inputs": inputs})
+        entry = self.entries.get(name)
+        if isinstance(entry, dict) and entry.get("key") == key and entry.get("sha1") == _digest(Path(output)):
+            self.kept += 1
+            return
+        draw()
+        self.entries[name] = {"key": key, "sha1": _digest(Path(output))}
+        self.drawn += 1
+
+    def save(self) -> None:
+        io.write_json(self.run_dir / self.FILE, self.entries)
+
+
+def _digest(path: Path) -> str | None:
+    """SHA-1 of a file's bytes, or of a folder's file names and bytes; ``None`` when there is nothing."""
+    if path.is_file():
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    if path.is_dir():
+        digest = hashlib.sha1()
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(item.relative_to(path).as_posix().encode() + b"\0" + item.read_bytes())
+        return digest.hexdigest()
+    return None
+
+
+def _frame_key(frame: pd.DataFrame) -> str:
+    return frame.to_csv()
 
 def allowed_near_duplicates(run_dir: Path) -> int:
     """How many test items ran with near-copies in training (--allow-near-duplicates), from the split audit."""
@@ -44,6 +103,13 @@ def render_run(run_dir: Path, result) -> str:
         index.append(write_table(out, extra.name, extra.frame, extra.title, extra_note))
         text.append(tables.to_text(extra.frame, f"[{extra.name}] {extra.title}", extra_note))
     text += [f"not written: {line}" for line in skipped]
+    figures, log = Path(run_dir) / "figures", RenderLog(Path(run_dir))
+
+    def figure(name: str, plot, data, title: str, *key_frames: pd.DataFrame) -> None:
+        """``plot(data, title, path)`` into figures/``name``, unless drawn before from the same frames and title."""
+        log.render(figures / name, {"title": title, "frames": [_frame_key(f) for f in key_frames]},
+                   lambda: plot(data, title, figures / name))
+
     curve = getattr(result, "curve", pd.DataFrame())
     if not curve.empty:
         curve_table, curve_title = tables.ratio_curve_table(curve), f"{corpus}: UA vs synthetic ratio per generator"
@@ -52,25 +118,26 @@ def render_run(run_dir: Path, result) -> str:
         text.append(tables.to_text(curve_table, f"[ratio_curve] {curve_title}", curve_note))
         for arm, part in curve.groupby("arm", sort=False):
             suffix = "" if arm == "main" else f"_{arm}"
-            plots.ratio_curve(part, f"{corpus} ({arm}): UA vs synthetic ratio",
-                              Path(run_dir) / "figures" / f"ratio_curve{suffix}.png")
+            figure(f"ratio_curve{suffix}.png", plots.ratio_curve, part, f"{corpus} ({arm}): UA vs synthetic ratio",
+                   part)
     io.write_json(out / tables.TABLE_INDEX, index)
     if result.confusions:
-        plots.recall_bars(result.confusions, f"{corpus}: per-emotion recall per generator (pooled over folds)",
-                          Path(run_dir) / "figures" / "recall_per_emotion.png")
+        figure("recall_per_emotion.png", plots.recall_bars, result.confusions,
+               f"{corpus}: per-emotion recall per generator (pooled over folds)",
+               pd.DataFrame({"generator": list(result.confusions)}), *result.confusions.values())
     for generator, confusion in result.confusions.items():
-        name = io.safe_name(generator)
-        plots.confusion_heatmap(confusion, f"{corpus} / {generator}: confusion (% of true class)",
-                                Path(run_dir) / "figures" / f"confusion_{name}.png")
+        figure(f"confusion_{io.safe_name(generator)}.png", plots.confusion_heatmap, confusion,
+               f"{corpus} / {generator}: confusion (% of true class)", confusion)
     for (generator, arm), confusion in result.arm_confusions.items():  # e.g. the judge on enhanced utterances
-        plots.confusion_heatmap(confusion, f"{corpus} / {generator} / {arm}: confusion (% of true class)",
-                                Path(run_dir) / "figures" / f"confusion_{io.safe_name(generator)}_{arm}.png")
-    render_examples(Path(run_dir), config)
+        figure(f"confusion_{io.safe_name(generator)}_{arm}.png", plots.confusion_heatmap, confusion,
+               f"{corpus} / {generator} / {arm}: confusion (% of true class)", confusion)
+    render_examples(Path(run_dir), config, log)
+    log.save()
     write_html_report(Path(run_dir))  # last: it embeds the tables, figures and audio written above
     return "\n".join(text)
 
 
-def render_examples(run_dir: Path, config) -> None:
+def render_examples(run_dir: Path, config, log: RenderLog | None = None) -> None:
     """Listenable wavs and a real-vs-generated grid per generator, from the example rows the run kept of
     its first fold and seed (``examples/<generator>.pt``: normalised rows and that fold's normaliser)."""
     import torch
@@ -80,6 +147,7 @@ def render_examples(run_dir: Path, config) -> None:
     from ..featureset import FeatureSet
     from .listen import export_audio, spectrogram_grid
 
+    log = log or RenderLog(run_dir)
     profile, preset = get_profile(config.profile), get_preset(config.preset)
     for path in sorted((run_dir / "examples").glob("*.pt")):
         stored = torch.load(path, map_location="cpu", weights_only=True)
@@ -88,10 +156,25 @@ def render_examples(run_dir: Path, config) -> None:
         if len(rows["generated"]) == 0:
             continue
         normaliser = Normaliser.from_dict(stored["normaliser"])
-        export_audio(rows["generated"], normaliser, preset, run_dir / "audio" / path.stem,
-                     n_per_emotion=profile.export_per_emotion, n_iter=profile.griffin_lim_iters)
-        spectrogram_grid(rows["real"], rows["generated"], run_dir / "figures" / f"real_vs_{path.stem}.png",
-                         n_per_emotion=1, title=f"{config.corpus}: real (train fold) vs {path.stem}")
+        examples = {side: _rows_key(fs) for side, fs in rows.items()}
+        audio = {"rows": examples["generated"], "normaliser": stored["normaliser"], "preset": repr(preset),
+                 "per_emotion": profile.export_per_emotion, "iterations": profile.griffin_lim_iters}
+        log.render(run_dir / "audio" / path.stem, audio, lambda: export_audio(
+            rows["generated"], normaliser, preset, run_dir / "audio" / path.stem,
+            n_per_emotion=profile.export_per_emotion, n_iter=profile.griffin_lim_iters))
+        grid = run_dir / "figures" / f"real_vs_{path.stem}.png"
+        title = f"{config.corpus}: real (train fold) vs {path.stem}"
+        log.render(grid, {"rows": examples, "title": title}, lambda: spectrogram_grid(
+            rows["real"], rows["generated"], grid, n_per_emotion=1, title=title))
+
+
+def _rows_key(rows) -> dict:
+    """What identifies example rows: their values, labels and items (SHA-1 of the float32 bytes)."""
+    import numpy as np
+
+    values = np.ascontiguousarray(rows.x.detach().cpu().numpy(), dtype=np.float32)
+    return {"x": hashlib.sha1(values.tobytes()).hexdigest(), "shape": list(values.shape), "y": rows.y.tolist(),
+            "labels": list(rows.labels), "items": list(rows.item_ids)}
 
 
 def write_table(out: Path, name: str, table: pd.DataFrame, title: str, note: str) -> dict[str, str]:
