@@ -35,7 +35,6 @@ class RenderLog:
         except (OSError, ValueError):
             entries = {}
         self.entries = entries if isinstance(entries, dict) else {}
-        self.drawn, self.kept = 0, 0
 
     def render(self, output: Path, inputs, draw: Callable[[], object]) -> None:
         """Call ``draw`` (which writes ``output``) unless ``output`` was written from the same ``inputs``."""
@@ -45,11 +44,9 @@ class RenderLog:
         key = io.stable_hash({"renderer": RENDER_VERSION, "matplotlib": matplotlib.__version__, "inputs": inputs})
         entry = self.entries.get(name)
         if isinstance(entry, dict) and entry.get("key") == key and entry.get("sha1") == _digest(Path(output)):
-            self.kept += 1
             return
         draw()
         self.entries[name] = {"key": key, "sha1": _digest(Path(output))}
-        self.drawn += 1
 
     def save(self) -> None:
         io.write_json(self.run_dir / self.FILE, self.entries)
@@ -69,6 +66,7 @@ def _digest(path: Path) -> str | None:
 
 def _frame_key(frame: pd.DataFrame) -> str:
     return frame.to_csv()
+
 
 def allowed_near_duplicates(run_dir: Path) -> int:
     """How many test items ran with near-copies in training (--allow-near-duplicates), from the split audit."""
@@ -137,7 +135,7 @@ def render_run(run_dir: Path, result) -> str:
     return "\n".join(text)
 
 
-def render_examples(run_dir: Path, config, log: RenderLog | None = None) -> None:
+def render_examples(run_dir: Path, config, log: RenderLog) -> None:
     """Listenable wavs and a real-vs-generated grid per generator, from the example rows the run kept of
     its first fold and seed (``examples/<generator>.pt``: normalised rows and that fold's normaliser)."""
     import torch
@@ -147,7 +145,6 @@ def render_examples(run_dir: Path, config, log: RenderLog | None = None) -> None
     from ..featureset import FeatureSet
     from .listen import export_audio, spectrogram_grid
 
-    log = log or RenderLog(run_dir)
     profile, preset = get_profile(config.profile), get_preset(config.preset)
     for path in sorted((run_dir / "examples").glob("*.pt")):
         stored = torch.load(path, map_location="cpu", weights_only=True)
