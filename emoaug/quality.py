@@ -338,6 +338,7 @@ def memorisation(generated: np.ndarray, generated_y: np.ndarray, train: np.ndarr
     """
     generated, generated_y = _sample_rows(generated, generated_y, max_queries)
     heldout, heldout_y = _sample_rows(heldout, heldout_y, max_queries)
+    train = ReferenceBlocks(train)  # searched twice: converted once when small enough
     gen_to_train = nearest_distances(generated, train)
     gen_to_heldout = nearest_distances(generated, heldout) if len(heldout) else np.full(len(generated), np.nan)
     heldout_to_train = nearest_distances(heldout, train) if len(heldout) else np.zeros(0)
@@ -370,31 +371,60 @@ def _sample_rows(x: np.ndarray, y: np.ndarray, at_most: int) -> tuple[np.ndarray
 
 
 def nearest_distances(query, reference, *, chunk: int = 256,
-                      reference_chunk: int = 256) -> np.ndarray:
+                      reference_chunk: int | None = None) -> np.ndarray:
     """RMS distance of each ``query`` row to its nearest ``reference`` row (rows flattened), ``[len(query)]``.
 
-    ``query`` and ``reference`` are arrays or :class:`MelRows`. Blocks of both are read (converted) and turned
-    into float64 as they are used: memory holds one block of each, not a float64 copy of the sets (a fold of
-    128 x 173 rows is gigabytes in float64). The blocks' sizes do not change the result."""
-    if len(reference) == 0:
-        raise ValueError("nearest_distances: empty reference set")
-    starts = range(0, len(reference), reference_chunk)
-
-    def reference_block(s: int) -> np.ndarray:  # rows of ``reference`` (an array or MelRows) read as needed
-        return _f64(_flat(reference[s:s + reference_chunk]))
-
-    r_sq = [np.einsum("ij,ij->i", part, part) for part in map(reference_block, starts)]
+    ``query`` and ``reference`` are arrays or :class:`MelRows` (``reference`` also :class:`ReferenceBlocks`, to
+    search one set for several query sets). Blocks are read (converted) and turned into float64 as they are used:
+    memory holds one block of each, not a float64 copy of the sets (a fold of 128 x 173 rows is gigabytes in
+    float64), except a reference set of at most KEEP_REFERENCE_BYTES, which is kept converted while it is
+    searched. The blocks' sizes, and whether they are kept, do not change the result."""
+    blocks = (reference if isinstance(reference, ReferenceBlocks)
+              else ReferenceBlocks(reference, reference_chunk or REFERENCE_BLOCK_ROWS))
     out = np.empty(len(query))
     for start in range(0, len(query), chunk):
         block = _f64(_flat(query[start:start + chunk]))
         block_sq = np.einsum("ij,ij->i", block, block)[:, None]
         best = np.full(len(block), np.inf)
-        for part_sq, s in zip(r_sq, starts):
+        for part, part_sq in blocks:
             # |q - r|^2 = |q|^2 + |r|^2 - 2 q.r ; BLAS makes this fast, float64 keeps exact copies near 0
-            sq = block_sq + part_sq[None, :] - 2.0 * block @ reference_block(s).T
+            sq = block_sq + part_sq[None, :] - 2.0 * block @ part.T
             best = np.minimum(best, sq.min(axis=1))
         out[start:start + chunk] = np.sqrt(np.maximum(best, 0.0))
     return out / math.sqrt(int(np.prod(query.shape[1:])))
+
+
+#: reference rows searched at a time
+REFERENCE_BLOCK_ROWS = 256
+#: a reference set up to this size in float64 is converted once and kept while it is searched (a training fold of
+#: the embedded corpus is 81 MiB; read again for every block of queries, its conversion was most of the search)
+KEEP_REFERENCE_BYTES = 128 * 2**20
+
+
+class ReferenceBlocks:
+    """The rows of a reference set as float64 blocks of ``block_rows`` with their squared norms, in order; the
+    blocks are kept when the set is at most KEEP_REFERENCE_BYTES in float64, else read again at each pass."""
+
+    def __init__(self, reference, block_rows: int | None = None):
+        if len(reference) == 0:
+            raise ValueError("nearest_distances: empty reference set")
+        self.reference, self.block_rows = reference, block_rows or REFERENCE_BLOCK_ROWS
+        self.starts = range(0, len(reference), self.block_rows)
+        keep = len(reference) * int(np.prod(reference.shape[1:])) * 8 <= KEEP_REFERENCE_BYTES
+        self.kept: list[np.ndarray] | None = [] if keep else None
+        self.squared = []
+        for start in self.starts:
+            block = self._read(start)
+            self.squared.append(np.einsum("ij,ij->i", block, block))
+            if self.kept is not None:
+                self.kept.append(block)
+
+    def _read(self, start: int) -> np.ndarray:
+        return _f64(_flat(self.reference[start:start + self.block_rows]))
+
+    def __iter__(self):
+        for k, start in enumerate(self.starts):
+            yield (self.kept[k] if self.kept is not None else self._read(start)), self.squared[k]
 
 
 def _flat(x: np.ndarray) -> np.ndarray:

@@ -210,13 +210,21 @@ def test_new_draws_from_the_same_distribution_are_not_flagged():
     assert values["nn_heldout"] >= values["nn_train"]
 
 
-def test_nearest_distances_in_blocks_equal_the_brute_force_and_queries_are_capped():
+def test_nearest_distances_in_blocks_equal_the_brute_force_and_queries_are_capped(monkeypatch):
     from emoaug.quality import nearest_distances
 
     train, _ = vectors(300, seed=0)
     query = vectors(70, seed=4)[0].astype(np.float32)  # float32 rows, converted block by block
     brute = np.sqrt(((query[:, None, :].astype(np.float64) - train[None]) ** 2).mean(axis=2)).min(axis=1)
-    np.testing.assert_allclose(nearest_distances(query, train, chunk=16, reference_chunk=50), brute, rtol=1e-9)
+    blocked = nearest_distances(query, train, chunk=16, reference_chunk=50)
+    np.testing.assert_allclose(blocked, brute, rtol=1e-9)
+    import emoaug.quality as quality
+
+    kept = quality.ReferenceBlocks(train, 50)  # 300 x 8 float64 values: kept converted
+    assert kept.kept is not None and np.array_equal(nearest_distances(query, kept, chunk=16), blocked)
+    monkeypatch.setattr(quality, "KEEP_REFERENCE_BYTES", 0)  # read again for every block of queries
+    streamed = quality.ReferenceBlocks(train, 50)
+    assert streamed.kept is None and np.array_equal(nearest_distances(query, streamed, chunk=16), blocked)
     heldout, heldout_y = vectors(100, seed=1)
     fresh, fresh_y = vectors(400, seed=3)
     full = memorisation(fresh, fresh_y, train, heldout, heldout_y, ("a", "b"))[OVERALL]
@@ -372,6 +380,7 @@ def test_assess_generated_reading_rows_lazily_gives_the_numbers_of_converted_cop
     monkeypatch.setattr(quality, "memorisation", lambda *a, _m=quality.memorisation, **k: _m(*a, **k, **kwargs))
     monkeypatch.setattr(quality, "nearest_distances",
                         lambda q, r, _n=quality.nearest_distances: _n(q, r, chunk=16, reference_chunk=32))
+    monkeypatch.setattr(quality, "REFERENCE_BLOCK_ROWS", 32)  # the training rows, searched twice, in blocks too
     lazy = assess_generated(StubJudge(), generated, train, test, normaliser, max_rows=max_rows)
     from_files = assess_generated(StubJudge(), generated, stored_copy(train), stored_copy(test), normaliser,
                                   max_rows=max_rows)

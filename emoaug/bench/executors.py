@@ -113,7 +113,7 @@ def _worker_cell(spec: CellSpec, judge: JudgeResult, checkpoint: dict | None) ->
 
 class ProcessExecutor:
     """A local pool of ``jobs`` worker processes (spawned: torch and fork do not mix), each holding the
-    workload once; judges first, each judge's cells as soon as it is done."""
+    workload once; judges first, each judge's cells as soon as it is done, the reference folds last."""
 
     def __init__(self, parallelism: Parallelism):
         self.jobs, self.threads = parallelism.jobs, parallelism.threads
@@ -131,13 +131,22 @@ class ProcessExecutor:
                     future = pool.submit(_worker_cell, spec, judges[spec.judge_key], jobs.checkpoint(spec))
                     running[future] = "cell"
 
+            references = list(jobs.references)
+
+            def queue_references_after_the_last_judge() -> None:
+                # queued behind every cell the judges released: short tasks that keep a worker busy while the
+                # other finishes the last cell, instead of taking a worker before the cells
+                if references and "judge" not in running.values():
+                    for spec in references:
+                        running[pool.submit(run_reference, jobs.reference_inputs(spec), self.threads)] = "reference"
+                    references.clear()
+
             for spec in jobs.judges:
                 running[pool.submit(_worker_judge, spec)] = "judge"
             for key in list(waiting):
                 if key in judges:
                     submit_cells(waiting.pop(key))
-            for spec in jobs.references:  # queued behind the judges, beside the cells
-                running[pool.submit(run_reference, jobs.reference_inputs(spec), self.threads)] = "reference"
+            queue_references_after_the_last_judge()
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=lambda f: 0 if running[f] == "judge" else 1):
@@ -152,6 +161,7 @@ class ProcessExecutor:
                     else:
                         jobs.on_cell(result)
                         submit_cells(after_cell.pop(result.key, []))
+                queue_references_after_the_last_judge()
 
 
 # ------------------------------------------------------------------------------------------------ ray
