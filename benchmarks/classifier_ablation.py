@@ -279,8 +279,8 @@ def classic_reference(data_root: str, feature_set: str, val_speakers: int | None
 
 def report(cells: pd.DataFrame, classic: pd.DataFrame, classic_by_speaker: pd.DataFrame,
            baseline: str = "base") -> pd.DataFrame:
-    """Each variant against ``baseline`` (paired on (fold, seed)) and against the classic reference on equal footing: speaker-normalised
-    variants against the speaker-normalised classic."""
+    """Each variant against ``baseline`` (paired on (fold, seed); the "vs base" column) and against the classic
+    reference on equal footing: speaker-normalised variants against the speaker-normalised classic."""
     from emoaug.stats import bootstrap_mean_ci, paired_p_value
 
     base = cells[cells["variant"] == baseline].set_index(["fold", "seed"])["ua"]

@@ -379,8 +379,7 @@ def nearest_distances(query, reference, *, chunk: int = 256,
     memory holds one block of each, not a float64 copy of the sets (a fold of 128 x 173 rows is gigabytes in
     float64), except a reference set of at most KEEP_REFERENCE_BYTES, which is kept converted while it is
     searched. The blocks' sizes, and whether they are kept, do not change the result."""
-    blocks = (reference if isinstance(reference, ReferenceBlocks)
-              else ReferenceBlocks(reference, reference_chunk or REFERENCE_BLOCK_ROWS))
+    blocks = reference if isinstance(reference, ReferenceBlocks) else ReferenceBlocks(reference, reference_chunk)
     out = np.empty(len(query))
     for start in range(0, len(query), chunk):
         block = _f64(_flat(query[start:start + chunk]))

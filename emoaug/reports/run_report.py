@@ -21,7 +21,7 @@ class RenderLog:
     """Figures and audio are drawn again only when what they are drawn from changed.
 
     ``render_keys.json`` in the run folder maps each output (a file, or an audio folder) to a key of its inputs
-    and the SHA-1 of what was written. A re-run of a stored run, or ``report``, skips an output whose key is the
+    and the size and SHA-256 of what was written. A re-run of a stored run, or ``report``, skips an output whose key is the
     same and whose bytes are still those written; anything else (new inputs, a newer renderer, a deleted or
     edited file) is drawn again. Griffin-Lim audio at the paper profile's 64 iterations made a stored re-run
     spend most of its time re-rendering."""
@@ -43,24 +43,23 @@ class RenderLog:
         name = Path(output).relative_to(self.run_dir).as_posix()
         key = io.stable_hash({"renderer": RENDER_VERSION, "matplotlib": matplotlib.__version__, "inputs": inputs})
         entry = self.entries.get(name)
-        if isinstance(entry, dict) and entry.get("key") == key and entry.get("sha1") == _digest(Path(output)):
+        if isinstance(entry, dict) and entry.get("key") == key and entry.get("written") == _written(Path(output)):
             return
         draw()
-        self.entries[name] = {"key": key, "sha1": _digest(Path(output))}
+        self.entries[name] = {"key": key, "written": _written(Path(output))}
 
     def save(self) -> None:
         io.write_json(self.run_dir / self.FILE, self.entries)
 
 
-def _digest(path: Path) -> str | None:
-    """SHA-1 of a file's bytes, or of a folder's file names and bytes; ``None`` when there is nothing."""
+def _written(path: Path) -> dict | None:
+    """What is at ``path`` now: the size and SHA-256 (:func:`emoaug.storage.file_record`) of the file, or of each
+    file of the folder by name; ``None`` when there is nothing."""
     if path.is_file():
-        return hashlib.sha1(path.read_bytes()).hexdigest()
+        return io.file_record(path)
     if path.is_dir():
-        digest = hashlib.sha1()
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
-            digest.update(item.relative_to(path).as_posix().encode() + b"\0" + item.read_bytes())
-        return digest.hexdigest()
+        return {item.relative_to(path).as_posix(): io.file_record(item)
+                for item in sorted(path.rglob("*")) if item.is_file()}
     return None
 
 
