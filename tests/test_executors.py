@@ -105,6 +105,42 @@ def test_kill_9_mid_grid_then_rerun_gives_identical_numbers_and_no_partial_files
     assert audit["passed"] and {"generator 'dcgan'", "normaliser"} <= {c["what"] for c in audit["checks"]}
 
 
+def test_the_process_pool_queues_the_reference_folds_behind_the_last_judge(emodb_root, tmp_path, monkeypatch):
+    """The reference folds are short: queued last, they keep a worker busy while the other finishes the last cell,
+    instead of holding a worker before the cells (so they are submitted only once every judge is back)."""
+    from contextlib import contextmanager
+
+    from emoaug.bench import executors
+
+    judges_back, judges_back_at_reference = [], []
+    original_pool, original_execute = executors.worker_pool, executors.ProcessExecutor.execute
+
+    @contextmanager
+    def recording_pool(*args, **kwargs):
+        with original_pool(*args, **kwargs) as pool:
+            submit = pool.submit
+
+            def recorded(fn, *fn_args, **fn_kwargs):
+                if fn is executors.run_reference:
+                    judges_back_at_reference.append(len(judges_back))
+                return submit(fn, *fn_args, **fn_kwargs)
+
+            pool.submit = recorded
+            yield pool
+
+    def execute(self, jobs):
+        on_judge = jobs.on_judge
+        jobs.on_judge = lambda result: (judges_back.append(result.key), on_judge(result))[-1]
+        return original_execute(self, jobs)
+
+    monkeypatch.setattr(executors, "worker_pool", recording_pool)
+    monkeypatch.setattr(executors.ProcessExecutor, "execute", execute)
+    assert main(run_args(emodb_root, tmp_path / "runs", tmp_path / "store", "--gen", "none,specaugment",
+                         "--protocol", "none", "--executor", "process", "--jobs", "2", "--threads", "1")) == 0
+    assert len(judges_back) == 2  # smoke: 2 folds x 1 seed
+    assert judges_back_at_reference == [2, 2]  # one reference fold per fold, both after both judges
+
+
 # ------------------------------------------------------------------------------------------------ reuse
 def test_adding_a_generator_computes_only_its_cells(emodb_root, tmp_path):
     store = tmp_path / "store"
